@@ -1,0 +1,163 @@
+"""Model adapters: one per output layout. Each turns an image into the model's input tensor and the
+model's raw outputs into ``Detections`` in source pixels.
+
+- ``yolox``: Megvii YOLOX export without decode: [1, A, 5+C] raw head, BGR 0-255, top-left letterbox.
+- ``ultralytics``: YOLOv5u/v8/v11-style [1, 4+C, N] (cx, cy, w, h, class scores), RGB/255, centred.
+- ``end2end``: NMS-free [1, N, 6] (x1, y1, x2, y2, score, class), e.g. YOLO26/YOLOv10, RGB/255, centred.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import NDArray
+
+from edge_vision.core.detection.letterbox import LetterboxTransform, letterbox
+from edge_vision.core.detection.nms import nms_class_aware
+from edge_vision.core.detections import Detections
+from edge_vision.core.errors import ConfigError, ModelError
+
+
+@dataclass(frozen=True, slots=True)
+class Thresholds:
+    confidence: float = 0.3
+    iou: float = 0.45
+    max_detections: int = 300
+
+    def __post_init__(self) -> None:
+        for name in ("confidence", "iou"):
+            value = getattr(self, name)
+            if not 0.0 <= value <= 1.0:
+                raise ConfigError(f"{name} threshold must be within [0, 1], got {value}")
+        if self.max_detections < 1:
+            raise ConfigError(f"max_detections must be >= 1, got {self.max_detections}")
+
+
+class _LetterboxAdapter:
+    """Shared preprocessing: letterbox, channel order, scale, HWC->NCHW float32."""
+
+    center = True
+    rgb = True
+    normalize = True
+
+    def __init__(self, input_size: tuple[int, int], thresholds: Thresholds | None = None) -> None:
+        self.input_size = (int(input_size[0]), int(input_size[1]))
+        self.thresholds = thresholds or Thresholds()
+
+    def preprocess(self, image: NDArray[np.uint8]) -> tuple[NDArray[np.float32], LetterboxTransform]:
+        canvas, transform = letterbox(image, self.input_size, center=self.center)
+        if self.rgb:
+            canvas = canvas[..., ::-1]
+        tensor = canvas.transpose(2, 0, 1)[np.newaxis].astype(np.float32)
+        if self.normalize:
+            tensor *= 1.0 / 255.0
+        return np.ascontiguousarray(tensor), transform
+
+    def _finish(
+        self,
+        xyxy: NDArray[np.float32],
+        scores: NDArray[np.float32],
+        class_ids: NDArray[np.int32],
+        transform: LetterboxTransform,
+        *,
+        nms: bool,
+    ) -> Detections:
+        keep = scores >= self.thresholds.confidence
+        xyxy, scores, class_ids = xyxy[keep], scores[keep], class_ids[keep]
+        if nms:
+            order = nms_class_aware(xyxy, scores, class_ids, self.thresholds.iou, self.thresholds.max_detections)
+        else:
+            order = np.argsort(-scores, kind="stable")[: self.thresholds.max_detections]
+        return Detections(transform.to_source(xyxy[order]), scores[order], class_ids[order])
+
+    @staticmethod
+    def _single_output(outputs: Sequence[NDArray[np.float32]], ndim: int, what: str) -> NDArray[np.float32]:
+        if len(outputs) < 1 or outputs[0].ndim != ndim or outputs[0].shape[0] != 1:
+            shapes = [tuple(o.shape) for o in outputs]
+            raise ModelError(f"expected one {what} output of batch 1, got outputs of shapes {shapes}")
+        return outputs[0][0]
+
+
+class YoloxAdapter(_LetterboxAdapter):
+    center = False
+    rgb = False
+    normalize = False
+    strides = (8, 16, 32)
+
+    def __init__(self, input_size: tuple[int, int], thresholds: Thresholds | None = None) -> None:
+        super().__init__(input_size, thresholds)
+        # Grid offsets and strides are constant for a given input size: build them once.
+        grids, strides = [], []
+        h, w = self.input_size
+        for stride in self.strides:
+            gy, gx = np.meshgrid(np.arange(h // stride), np.arange(w // stride), indexing="ij")
+            grids.append(np.stack([gx, gy], axis=-1).reshape(-1, 2))
+            strides.append(np.full((grids[-1].shape[0], 1), stride))
+        self._grid = np.concatenate(grids).astype(np.float32)
+        self._stride = np.concatenate(strides).astype(np.float32)
+
+    def postprocess(self, outputs: Sequence[NDArray[np.float32]], transform: LetterboxTransform) -> Detections:
+        raw = self._single_output(outputs, 3, "[1, anchors, 5+classes] YOLOX")
+        if raw.shape[0] != len(self._grid) or raw.shape[1] < 6:
+            raise ModelError(
+                f"YOLOX output has {raw.shape[0]} anchors x {raw.shape[1]} values; "
+                f"input {self.input_size} with strides {self.strides} needs {len(self._grid)} anchors"
+            )
+        class_scores = raw[:, 5:]
+        class_ids = class_scores.argmax(axis=1).astype(np.int32)
+        scores = raw[:, 4] * class_scores[np.arange(len(raw)), class_ids]
+        candidates = scores >= self.thresholds.confidence  # decode only the few that can survive
+        raw, scores, class_ids = raw[candidates], scores[candidates], class_ids[candidates]
+        xy = (raw[:, :2] + self._grid[candidates]) * self._stride[candidates]
+        half_wh = np.exp(raw[:, 2:4]) * self._stride[candidates] * 0.5
+        xyxy = np.concatenate([xy - half_wh, xy + half_wh], axis=1)
+        return self._finish(xyxy, scores, class_ids, transform, nms=True)
+
+
+class UltralyticsAdapter(_LetterboxAdapter):
+    def postprocess(self, outputs: Sequence[NDArray[np.float32]], transform: LetterboxTransform) -> Detections:
+        raw = self._single_output(outputs, 3, "[1, 4+classes, anchors] Ultralytics")
+        if raw.shape[0] < 5:
+            raise ModelError(f"Ultralytics output needs >= 5 rows (4 box + classes), got {raw.shape[0]}")
+        class_scores = raw[4:]
+        class_ids = class_scores.argmax(axis=0).astype(np.int32)
+        scores = class_scores[class_ids, np.arange(raw.shape[1])]
+        candidates = scores >= self.thresholds.confidence
+        box = raw[:4, candidates].T
+        xyxy = np.concatenate([box[:, :2] - box[:, 2:] / 2, box[:, :2] + box[:, 2:] / 2], axis=1)
+        return self._finish(xyxy, scores[candidates], class_ids[candidates], transform, nms=True)
+
+
+class EndToEndAdapter(_LetterboxAdapter):
+    def postprocess(self, outputs: Sequence[NDArray[np.float32]], transform: LetterboxTransform) -> Detections:
+        raw = self._single_output(outputs, 3, "[1, N, 6] end-to-end")
+        if raw.shape[1] != 6:
+            raise ModelError(f"end-to-end output must be [1, N, 6] (x1 y1 x2 y2 score class), got {raw.shape}")
+        return self._finish(
+            raw[:, :4], raw[:, 4], raw[:, 5].astype(np.int32), transform, nms=False
+        )
+
+
+ADAPTERS: dict[str, type[_LetterboxAdapter]] = {
+    "yolox": YoloxAdapter,
+    "ultralytics": UltralyticsAdapter,
+    "end2end": EndToEndAdapter,
+}
+
+
+def guess_adapter(output_shape: Sequence[int | str | None], metadata: dict[str, str]) -> str:
+    """Pick the adapter from the model's output layout (and Ultralytics metadata where present)."""
+    if metadata.get("end2end", "").lower() == "true":
+        return "end2end"
+    if len(output_shape) == 3:
+        second, third = output_shape[1], output_shape[2]
+        if third == 6:
+            return "end2end"
+        if isinstance(second, int) and isinstance(third, int):
+            return "ultralytics" if second < third else "yolox"
+    raise ModelError(
+        f"cannot tell the model family from output shape {list(output_shape)}; set detector.adapter to one of "
+        f"{sorted(ADAPTERS)}"
+    )

@@ -1,0 +1,107 @@
+"""``Detector``: backend + adapter + labels, the whole image -> Detections step, with stage timings."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from edge_vision.core import plugins
+from edge_vision.core.detection.adapters import Thresholds, guess_adapter
+from edge_vision.core.detections import Detections
+from edge_vision.core.errors import ConfigError, ModelError
+from edge_vision.core.interfaces import InferenceBackend, ModelAdapter
+
+
+@dataclass(slots=True)
+class DetectorTimings:
+    """Milliseconds spent in each sub-stage of the last ``detect`` call."""
+
+    preprocess_ms: float = 0.0
+    inference_ms: float = 0.0
+    postprocess_ms: float = 0.0
+
+
+def load_labels(path: str | Path) -> list[str]:
+    labels_path = Path(path)
+    if not labels_path.is_file():
+        raise ConfigError(f"labels file not found: {labels_path}")
+    labels = [line.strip() for line in labels_path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    if not labels:
+        raise ConfigError(f"labels file {labels_path} is empty")
+    return labels
+
+
+class Detector:
+    def __init__(
+        self,
+        backend: InferenceBackend,
+        adapter: ModelAdapter,
+        labels: Sequence[str],
+        classes: Sequence[str] | None = None,
+    ) -> None:
+        self.backend = backend
+        self.adapter = adapter
+        self.labels = list(labels)
+        self.timings = DetectorTimings()
+        self._class_filter: NDArray[np.int32] | None = None
+        if classes:
+            unknown = [c for c in classes if c not in self.labels]
+            if unknown:
+                raise ConfigError(f"detector.classes names unknown classes {unknown}; the model knows {self.labels}")
+            self._class_filter = np.array([self.labels.index(c) for c in classes], dtype=np.int32)
+
+    @classmethod
+    def from_config(
+        cls,
+        model: str | Path,
+        *,
+        backend: str = "onnxruntime",
+        adapter: str = "auto",
+        labels: str | Path | None = None,
+        classes: Sequence[str] | None = None,
+        confidence: float = 0.3,
+        iou: float = 0.45,
+        max_detections: int = 300,
+        backend_options: dict[str, Any] | None = None,
+    ) -> Detector:
+        """Build backend and adapter through the plugin registry; ``adapter='auto'`` reads the output layout."""
+        engine = plugins.create("backends", backend, model_path=model, **(backend_options or {}))
+        if adapter == "auto":
+            adapter = guess_adapter(engine.output_shapes[0], dict(engine.metadata))
+        thresholds = Thresholds(confidence=confidence, iou=iou, max_detections=max_detections)
+        model_adapter = plugins.create("model_adapters", adapter, input_size=engine.input_size, thresholds=thresholds)
+        names = load_labels(labels) if labels else engine.class_names()
+        if names is None:
+            raise ConfigError(f"model {model} embeds no class names: set detector.labels to a labels file")
+        detector = cls(engine, model_adapter, names, classes)
+        detector._check_output(Path(model))
+        return detector
+
+    def _check_output(self, model: Path) -> None:
+        """Run once on a blank image so a model that does not fit its adapter fails at start-up, not mid-stream."""
+        h, w = self.backend.input_shape[2], self.backend.input_shape[3]
+        try:
+            detections = self.detect(np.zeros((h, w, 3), np.uint8))
+        except ModelError as exc:
+            raise ModelError(f"model {model} does not fit adapter {type(self.adapter).__name__}: {exc}") from exc
+        if len(detections) and int(detections.class_ids.max()) >= len(self.labels):
+            raise ModelError(f"model {model} predicts class ids beyond its {len(self.labels)} labels")
+
+    def detect(self, image: NDArray[np.uint8]) -> Detections:
+        t0 = time.perf_counter()
+        tensor, transform = self.adapter.preprocess(image)
+        t1 = time.perf_counter()
+        outputs = self.backend.infer(tensor)
+        t2 = time.perf_counter()
+        detections = self.adapter.postprocess(outputs, transform)
+        if self._class_filter is not None:
+            detections = detections[np.isin(detections.class_ids, self._class_filter)]
+        t3 = time.perf_counter()
+        self.timings = DetectorTimings((t1 - t0) * 1e3, (t2 - t1) * 1e3, (t3 - t2) * 1e3)
+        return detections

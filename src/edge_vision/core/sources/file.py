@@ -1,0 +1,144 @@
+"""Video files and network streams decoded with PyAV (FFmpeg)."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from edge_vision.core.errors import ConfigError, SourceError
+from edge_vision.core.frame import Frame
+
+log = logging.getLogger(__name__)
+
+_STREAM_SCHEMES = ("rtsp://", "rtsps://", "rtmp://", "http://", "https://", "udp://", "tcp://", "srt://")
+
+
+class FileSource:
+    """Decode a video file (or a URL FFmpeg can open) into BGR ``Frame``s.
+
+    every_nth: yield only every Nth decoded frame (``sequence`` keeps the source index, so trackers know
+        the gap). Skipped frames are decoded (codecs need them) but never converted to BGR.
+    loop: start again at the end of a file, for demos and soak tests.
+    rate: 0 decodes as fast as possible; 1.0 paces output to the stream's frame rate (a live camera).
+    decode_threads: FFmpeg decoder threads; 0 lets FFmpeg choose.
+    max_frames: stop after this many yielded frames (0 = no limit).
+    """
+
+    def __init__(
+        self,
+        uri: str,
+        *,
+        camera_id: str = "camera",
+        every_nth: int = 1,
+        loop: bool = False,
+        rate: float = 0.0,
+        decode_threads: int = 0,
+        max_frames: int = 0,
+        options: dict[str, str] | None = None,
+    ) -> None:
+        if every_nth < 1:
+            raise ConfigError(f"source.every_nth must be >= 1, got {every_nth}")
+        if rate < 0:
+            raise ConfigError(f"source.rate must be >= 0, got {rate}")
+        if max_frames < 0:
+            raise ConfigError(f"source.max_frames must be >= 0, got {max_frames}")
+        is_stream = uri.startswith(_STREAM_SCHEMES)
+        if not is_stream and not Path(uri).is_file():
+            raise SourceError(f"video file not found: {uri}")
+        self.uri = uri
+        self.is_stream = is_stream
+        self.camera_id = camera_id
+        self.every_nth = every_nth
+        self.loop = loop and not is_stream
+        self.rate = rate
+        self.decode_threads = decode_threads
+        self.max_frames = max_frames
+        self.options = dict(options or {})
+        self.frames_decoded = 0
+        self.frames_skipped = 0
+        self.decode_errors = 0
+        self.fps = 0.0
+        self._container: Any = None
+        self._open()  # fail at construction, naming the file, rather than in the middle of a pipeline
+
+    def _open(self) -> None:
+        import av
+
+        try:
+            container = av.open(self.uri, options=self.options, timeout=10.0)
+        except (av.error.FFmpegError, OSError) as exc:
+            raise SourceError(f"cannot open video {self.uri}: {exc}") from exc
+        if not container.streams.video:
+            container.close()
+            raise SourceError(f"{self.uri} has no video stream")
+        stream = container.streams.video[0]
+        stream.thread_type = "AUTO"
+        stream.thread_count = self.decode_threads
+        rate = stream.average_rate or stream.guessed_rate
+        self.fps = float(rate) if rate else 0.0
+        self.width = stream.codec_context.width
+        self.height = stream.codec_context.height
+        self._container = container
+
+    def frames(self) -> Iterator[Frame]:
+        import av
+
+        yielded = 0
+        index = 0  # source frame index across loops, so sequence never repeats
+        period = 1.0 / (self.fps * self.rate) if self.rate > 0 and self.fps > 0 else 0.0
+        next_due = time.monotonic()
+        # Files are stamped on their media clock (start time + frame time), so replays are reproducible
+        # and the gaps left by every_nth show in the stamps; live streams are stamped on arrival.
+        t0_ns = time.time_ns()
+        frame_period_ns = int(1e9 / self.fps) if self.fps > 0 else 33_333_333
+        while self._container is not None:
+            stream = self._container.streams.video[0]
+            decoded_this_pass = 0
+            try:
+                for packet in self._container.demux(stream):
+                    try:
+                        decoded = packet.decode()
+                    except av.error.FFmpegError as exc:
+                        # A corrupt packet costs one frame, not the stream: keep what was captured.
+                        self.decode_errors += 1
+                        log.warning("%s: skipping undecodable packet: %s", self.uri, exc)
+                        continue
+                    for av_frame in decoded:
+                        self.frames_decoded += 1
+                        decoded_this_pass += 1
+                        index += 1
+                        if (index - 1) % self.every_nth:
+                            self.frames_skipped += 1
+                            continue
+                        if period:
+                            next_due += period
+                            delay = next_due - time.monotonic()
+                            if delay > 0:
+                                time.sleep(delay)
+                        image = av_frame.to_ndarray(format="bgr24")
+                        stamp_ns = time.time_ns() if self.is_stream else t0_ns + (index - 1) * frame_period_ns
+                        yield Frame(image=image, stamp_ns=stamp_ns, camera_id=self.camera_id, sequence=index - 1)
+                        yielded += 1
+                        if self.max_frames and yielded >= self.max_frames:
+                            return
+            except av.error.FFmpegError as exc:
+                raise SourceError(f"error reading {self.uri} after {self.frames_decoded} frames: {exc}") from exc
+            if not self.loop or decoded_this_pass == 0:
+                if decoded_this_pass == 0 and index == 0:
+                    raise SourceError(f"{self.uri}: no frame could be decoded")
+                return
+            self._container.seek(0)
+
+    def close(self) -> None:
+        if self._container is not None:
+            self._container.close()
+            self._container = None
+
+    def __enter__(self) -> FileSource:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

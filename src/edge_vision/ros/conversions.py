@@ -1,0 +1,183 @@
+"""Core types <-> ROS messages. Pure functions; malformed messages raise ``MessageError`` naming the field."""
+
+from __future__ import annotations
+
+import array
+from collections.abc import Sequence
+
+import numpy as np
+from builtin_interfaces.msg import Time
+from edge_vision_msgs.msg import Event as EventMsg
+from edge_vision_msgs.msg import PipelineStats, StageLatency
+from sensor_msgs.msg import Image
+from std_msgs.msg import Header
+from vision_msgs.msg import (
+    Detection2D,
+    Detection2DArray,
+    LabelInfo,
+    ObjectHypothesisWithPose,
+    VisionClass,
+)
+
+from edge_vision.core.detections import Detections
+from edge_vision.core.errors import EdgeVisionError
+from edge_vision.core.events import Event
+from edge_vision.core.frame import Frame
+from edge_vision.core.stats import StageSummary
+
+_CHANNELS = {"bgr8": 3, "rgb8": 3}
+
+
+class MessageError(EdgeVisionError):
+    """A received message cannot be turned into a core type."""
+
+
+def stamp_to_ns(stamp: Time) -> int:
+    return int(stamp.sec) * 1_000_000_000 + int(stamp.nanosec)
+
+
+def ns_to_stamp(ns: int) -> Time:
+    return Time(sec=ns // 1_000_000_000, nanosec=ns % 1_000_000_000)
+
+
+def frame_header(frame: Frame) -> Header:
+    return Header(stamp=ns_to_stamp(frame.stamp_ns), frame_id=frame.camera_id)
+
+
+def frame_to_image(frame: Frame) -> Image:
+    image = frame.image
+    msg = Image(header=frame_header(frame), height=frame.height, width=frame.width, encoding=frame.encoding)
+    msg.is_bigendian = 0
+    msg.step = frame.width * image.shape[2]
+    # One memcpy into an array.array: assigning a numpy array to msg.data converts element by element (~300 ms
+    # for 1080p), while array.array goes straight to the C sequence (~0.4 ms).
+    msg.data = array.array("B", np.ascontiguousarray(image).data.cast("B"))
+    return msg
+
+
+def image_to_frame(msg: Image, sequence: int) -> Frame:
+    """A view on the message's buffer (no copy); the frame lives as long as the message."""
+    channels = _CHANNELS.get(msg.encoding)
+    if channels is None:
+        raise MessageError(f"Image encoding {msg.encoding!r} is not supported; expected one of {sorted(_CHANNELS)}")
+    if msg.height == 0 or msg.width == 0:
+        raise MessageError(f"Image has zero size {msg.width}x{msg.height}")
+    row = msg.width * channels
+    if msg.step < row:
+        raise MessageError(f"Image step {msg.step} is smaller than width*channels {row}")
+    buffer = np.frombuffer(msg.data, dtype=np.uint8)
+    if buffer.size < msg.step * msg.height:
+        raise MessageError(f"Image data has {buffer.size} bytes; step*height needs {msg.step * msg.height}")
+    pixels = buffer[: msg.step * msg.height].reshape(msg.height, msg.step)[:, :row].reshape(msg.height, msg.width, 3)
+    if msg.encoding == "rgb8":
+        pixels = pixels[..., ::-1]
+    return Frame(
+        image=pixels,
+        stamp_ns=stamp_to_ns(msg.header.stamp),
+        camera_id=msg.header.frame_id,
+        sequence=sequence,
+        encoding="bgr8",
+    )
+
+
+def detections_to_msg(detections: Detections, header: Header, labels: Sequence[str]) -> Detection2DArray:
+    """Boxes in source pixels; class_id is the class NAME (as vision_msgs recommends), ``id`` the track id."""
+    out = Detection2DArray(header=header)
+    xyxy = detections.xyxy.tolist()
+    scores = detections.scores.tolist()
+    classes = detections.class_ids.tolist()
+    tracks = detections.track_ids.tolist()
+    n_labels = len(labels)
+    for (x1, y1, x2, y2), score, class_id, track_id in zip(xyxy, scores, classes, tracks, strict=True):
+        det = Detection2D(header=header)
+        det.bbox.center.position.x = (x1 + x2) * 0.5
+        det.bbox.center.position.y = (y1 + y2) * 0.5
+        det.bbox.size_x = x2 - x1
+        det.bbox.size_y = y2 - y1
+        hypothesis = ObjectHypothesisWithPose()
+        hypothesis.hypothesis.class_id = labels[class_id] if 0 <= class_id < n_labels else str(class_id)
+        hypothesis.hypothesis.score = score
+        det.results.append(hypothesis)
+        det.id = str(track_id) if track_id >= 0 else ""
+        out.detections.append(det)
+    return out
+
+
+def msg_to_detections(msg: Detection2DArray, labels: Sequence[str]) -> Detections:
+    index = {name: i for i, name in enumerate(labels)}
+    n = len(msg.detections)
+    xyxy = np.empty((n, 4), np.float32)
+    scores = np.empty(n, np.float32)
+    class_ids = np.empty(n, np.int32)
+    track_ids = np.full(n, -1, np.int64)
+    for i, det in enumerate(msg.detections):
+        cx, cy = det.bbox.center.position.x, det.bbox.center.position.y
+        hw, hh = det.bbox.size_x * 0.5, det.bbox.size_y * 0.5
+        xyxy[i] = (cx - hw, cy - hh, cx + hw, cy + hh)
+        if not det.results:
+            raise MessageError(f"Detection2D #{i} has no results (class hypothesis)")
+        best = det.results[0].hypothesis
+        scores[i] = best.score
+        if best.class_id in index:
+            class_ids[i] = index[best.class_id]
+        elif best.class_id.lstrip("-").isdigit():
+            class_ids[i] = int(best.class_id)
+        else:
+            raise MessageError(f"Detection2D #{i} class_id {best.class_id!r} is not one of the {len(labels)} labels")
+        if det.id:
+            try:
+                track_ids[i] = int(det.id)
+            except ValueError as exc:
+                raise MessageError(f"Detection2D #{i} id {det.id!r} is not an integer track id") from exc
+    return Detections(xyxy, scores, class_ids, track_ids)
+
+
+def label_info(labels: Sequence[str], header: Header | None = None) -> LabelInfo:
+    msg = LabelInfo(header=header or Header())
+    msg.class_map = [VisionClass(class_id=i, class_name=name) for i, name in enumerate(labels)]
+    msg.threshold = 0.0
+    return msg
+
+
+def event_to_msg(event: Event) -> EventMsg:
+    msg = EventMsg()
+    msg.header = Header(stamp=ns_to_stamp(event.stamp_ns), frame_id=event.camera_id)
+    msg.camera_id = event.camera_id
+    msg.kind = event.kind
+    msg.rule = event.rule
+    msg.direction = event.direction
+    msg.track_id = event.track_id
+    msg.class_id = event.class_id
+    msg.class_name = event.class_name
+    msg.score = float(event.score)
+    msg.bbox_xyxy = [float(v) for v in event.xyxy]
+    msg.sequence = event.sequence
+    return msg
+
+
+def stats_to_msg(
+    camera_id: str,
+    stages: Sequence[StageSummary],
+    *,
+    fps: float,
+    latency_ms: float,
+    frames_decoded: int,
+    frames_processed: int,
+    frames_skipped: int,
+    frames_dropped: int,
+    stamp: Time,
+) -> PipelineStats:
+    msg = PipelineStats()
+    msg.header = Header(stamp=stamp, frame_id=camera_id)
+    msg.camera_id = camera_id
+    msg.stages = [
+        StageLatency(name=s.name, last_ms=float(s.last_ms), mean_ms=float(s.mean_ms), max_ms=float(s.max_ms))
+        for s in stages
+    ]
+    msg.fps = float(fps)
+    msg.pipeline_latency_ms = float(latency_ms)
+    msg.frames_decoded = frames_decoded
+    msg.frames_processed = frames_processed
+    msg.frames_skipped = frames_skipped
+    msg.frames_dropped = frames_dropped
+    return msg

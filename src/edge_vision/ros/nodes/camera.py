@@ -1,0 +1,86 @@
+"""Camera node: decodes a source (file, stream) and emits frames on ``image_raw``."""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+from sensor_msgs.msg import Image
+
+from edge_vision.core.interfaces import Source
+from edge_vision.core.packet import FramePacket
+from edge_vision.core.stages import build_source
+from edge_vision.ros.conversions import frame_to_image
+from edge_vision.ros.runner import exit_with, run_node
+from edge_vision.ros.stage_node import StageNode
+
+
+class CameraNode(StageNode):
+    section = "camera"
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.source: Source = build_source(self.params)
+        self.image_out = self.output("image_raw", Image, lambda p: frame_to_image(p.frame))
+        self.frames_emitted = 0
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.error: BaseException | None = None
+
+    @property
+    def frames_decoded(self) -> int:
+        return int(getattr(self.source, "frames_decoded", self.frames_emitted))
+
+    @property
+    def frames_skipped(self) -> int:
+        return int(getattr(self.source, "frames_skipped", 0))
+
+    def run(self) -> None:
+        """Decode until the source ends or ``stop``; blocking (the container calls it on its main thread)."""
+        frames = self.source.frames()
+        try:
+            while not self._stop.is_set():
+                t0 = time.perf_counter()
+                frame = next(frames, None)
+                if frame is None:
+                    break
+                packet = FramePacket(frame)
+                packet.timings_ms["decode"] = (time.perf_counter() - t0) * 1e3
+                self.statistics.add("decode", packet.timings_ms["decode"])
+                self.statistics.frames_decoded = self.frames_decoded
+                self.statistics.frames_skipped = self.frames_skipped
+                self.image_out.emit(packet)
+                self.frames_emitted += 1
+        except Exception as exc:
+            self.error = exc
+            self.get_logger().error(f"source failed: {exc}")
+            raise
+        finally:
+            self.get_logger().info(f"source finished after {self.frames_emitted} frames")
+
+    def start(self) -> None:
+        def produce() -> None:
+            try:
+                self.run()
+            except Exception:  # already logged; the process ends with the error recorded
+                pass
+            # Give reliable subscribers the last frames before a standalone process exits.
+            self.image_out.publisher.wait_for_all_acked()
+            self.done.set_result(self.error is None)
+
+        self._thread = threading.Thread(target=produce, name="camera-decode", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def close(self) -> None:
+        self.stop()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+        self.source.close()
+
+
+def main(args: list[str] | None = None) -> None:
+    exit_with(run_node(CameraNode, args))
