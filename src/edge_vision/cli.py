@@ -1,7 +1,7 @@
 """``edge-vision``: run the composed pipeline on a config, or benchmark it.
 
-    edge-vision run [config.yaml] [--video URI] [--model PATH] [--output-dir DIR] [--max-frames N]
-    edge-vision bench [config.yaml] [--frames N] [--json PATH]
+edge-vision run [config.yaml] [--video URI] [--model PATH] [--output-dir DIR] [--max-frames N]
+edge-vision bench [config.yaml] [--frames N] [--json PATH]
 """
 
 from __future__ import annotations
@@ -70,7 +70,9 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="edge-vision", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="edge-vision", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="run the composed pipeline and write annotated video, events and a summary")
     run.add_argument("config", nargs="?", help=f"ROS-style parameter YAML (default: bundled {DEFAULT_CONFIG})")

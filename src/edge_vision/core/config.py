@@ -50,7 +50,7 @@ class Param:
                 raise ConfigError(f"{where} must be <= {self.max}, got {value}")
         if self.choices and value not in self.choices:
             raise ConfigError(f"{where} must be one of {list(self.choices)}, got {value!r}")
-        return value  # type: ignore[no-any-return]
+        return value
 
 
 def _params(*params: Param) -> dict[str, Param]:
@@ -162,7 +162,9 @@ def resolve_rules(names: Sequence[str], rules: Mapping[str, Any]) -> dict[str, d
             raise ConfigError(f"events.rules.{name} must be a mapping, got {spec!r}")
         extra = sorted(k for k in spec if k not in RULE_PARAMS)
         if extra:
-            raise ConfigError(f"unknown parameter(s) events.rules.{name}.{', '.join(extra)}; known: {sorted(RULE_PARAMS)}")
+            raise ConfigError(
+                f"unknown parameter(s) events.rules.{name}.{', '.join(extra)}; known: {sorted(RULE_PARAMS)}"
+            )
         resolved[name] = {
             key: _clean_list(RULE_PARAMS[key].validate(f"events.rules.{name}", value)) for key, value in spec.items()
         }
@@ -198,3 +200,30 @@ def load_file(path: str | Path) -> dict[str, dict[str, Any]]:
         except ConfigError as exc:
             raise ConfigError(f"config file {config_path}: {exc}") from exc
     return sections
+
+
+def to_ros_parameters(sections: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
+    """The inverse of ``load_file``: a ROS parameter-file mapping (``{node: {ros__parameters: ...}}``)."""
+
+    def ros_value(param: Param, value: Any) -> Any:
+        return param.default if value == [] else value
+
+    document: dict[str, Any] = {}
+    for section, values in sections.items():
+        schema = SCHEMA[section]
+        body: dict[str, Any] = {k: ros_value(schema[k], v) for k, v in values.items() if k in schema}
+        if section == "events":
+            body["rules"] = {
+                name: {k: ros_value(RULE_PARAMS[k], v) for k, v in spec.items()}
+                for name, spec in values.get("rules", {}).items()
+            }
+        document[section] = {"ros__parameters": body}
+    return document
+
+
+def write_ros_parameters(sections: Mapping[str, Mapping[str, Any]], path: str | Path) -> Path:
+    import yaml
+
+    out = Path(path)
+    out.write_text(yaml.safe_dump(to_ros_parameters(sections), sort_keys=False), encoding="utf-8")
+    return out

@@ -47,9 +47,7 @@ def load(kind: str, name: str) -> Callable[..., Any]:
         return _registered[group][name]
     matches = [ep for ep in entry_points(group=group) if ep.name == name]
     if not matches:
-        raise PluginError(
-            f"no {kind} plugin named {name!r} (entry-point group {group}); available: {available(kind)}"
-        )
+        raise PluginError(f"no {kind} plugin named {name!r} (entry-point group {group}); available: {available(kind)}")
     try:
         factory: Callable[..., Any] = matches[0].load()
     except Exception as exc:  # a broken third-party plugin must not look like a missing one

@@ -7,8 +7,6 @@ from collections.abc import Sequence
 
 import numpy as np
 from builtin_interfaces.msg import Time
-from edge_vision_msgs.msg import Event as EventMsg
-from edge_vision_msgs.msg import PipelineStats, StageLatency
 from sensor_msgs.msg import Image
 from std_msgs.msg import Header
 from vision_msgs.msg import (
@@ -24,6 +22,8 @@ from edge_vision.core.errors import EdgeVisionError
 from edge_vision.core.events import Event
 from edge_vision.core.frame import Frame
 from edge_vision.core.stats import StageSummary
+from edge_vision_msgs.msg import Event as EventMsg
+from edge_vision_msgs.msg import PipelineStats, StageLatency
 
 _CHANNELS = {"bgr8": 3, "rgb8": 3}
 

@@ -13,8 +13,8 @@ from typing import Any, ClassVar, Generic, TypeVar
 
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
 from rclpy.node import Node
-from rclpy.task import Future
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
+from rclpy.task import Future
 
 from edge_vision.core import config
 from edge_vision.core.errors import ConfigError
@@ -86,7 +86,7 @@ class StageNode(Node):
         self.composed = composed
         self.params = self._declare_parameters(values or {})
         self.statistics = statistics or PipelineStatistics()
-        self.done = Future()  # completed when a standalone node has nothing more to do (end of a file)
+        self.done: Future = Future()  # completed when a standalone node has nothing more to do (end of a file)
 
     def _declare_parameters(self, values: dict[str, Any]) -> dict[str, Any]:
         """Declare the section's schema as ROS parameters (launch files and ``ros2 param`` see ranges and
@@ -100,7 +100,8 @@ class StageNode(Node):
             if self.section == "events":
                 rules: dict[str, dict[str, Any]] = {}
                 given = values.get("rules", {})
-                for rule_name in config._clean_list(declared["rule_names"]):  # type: ignore[union-attr]
+                rule_names: list[str] = config._clean_list(declared["rule_names"])  # type: ignore[assignment]
+                for rule_name in rule_names:
                     spec = given.get(rule_name, {})
                     rules[rule_name] = {}
                     for key, param in config.RULE_PARAMS.items():
@@ -116,7 +117,9 @@ class StageNode(Node):
 
     def qos(self) -> QoSProfile:
         reliability = (
-            ReliabilityPolicy.RELIABLE if self.params["qos_reliability"] == "reliable" else ReliabilityPolicy.BEST_EFFORT
+            ReliabilityPolicy.RELIABLE
+            if self.params["qos_reliability"] == "reliable"
+            else ReliabilityPolicy.BEST_EFFORT
         )
         return QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=self.params["qos_depth"], reliability=reliability)
 

@@ -135,9 +135,7 @@ class EndToEndAdapter(_LetterboxAdapter):
         raw = self._single_output(outputs, 3, "[1, N, 6] end-to-end")
         if raw.shape[1] != 6:
             raise ModelError(f"end-to-end output must be [1, N, 6] (x1 y1 x2 y2 score class), got {raw.shape}")
-        return self._finish(
-            raw[:, :4], raw[:, 4], raw[:, 5].astype(np.int32), transform, nms=False
-        )
+        return self._finish(raw[:, :4], raw[:, 4], raw[:, 5].astype(np.int32), transform, nms=False)
 
 
 ADAPTERS: dict[str, type[_LetterboxAdapter]] = {

@@ -47,10 +47,8 @@ def letterbox(
     new_w, new_h = round(src_w * scale), round(src_h * scale)
     pad_x = (target_w - new_w) / 2 if center else 0.0
     pad_y = (target_h - new_h) / 2 if center else 0.0
-    left, top = int(round(pad_x - 0.1)), int(round(pad_y - 0.1))
+    left, top = round(pad_x - 0.1), round(pad_y - 0.1)
     canvas = np.full((target_h, target_w, image.shape[2]), pad_value, dtype=np.uint8)
     interpolation = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
-    canvas[top : top + new_h, left : left + new_w] = cv2.resize(
-        image, (new_w, new_h), interpolation=interpolation
-    )
+    canvas[top : top + new_h, left : left + new_w] = cv2.resize(image, (new_w, new_h), interpolation=interpolation)
     return canvas, LetterboxTransform(scale, float(left), float(top), src_w, src_h)

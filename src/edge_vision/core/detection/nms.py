@@ -21,7 +21,7 @@ def nms_class_aware(
     if len(xyxy) == 0:
         return np.zeros(0, dtype=np.intp)
     xywh = np.concatenate([xyxy[:, :2], xyxy[:, 2:] - xyxy[:, :2]], axis=1)
-    keep = cv2.dnn.NMSBoxesBatched(xywh, scores, class_ids, 0.0, iou_threshold)
-    keep = np.asarray(keep, dtype=np.intp).reshape(-1)
+    kept = cv2.dnn.NMSBoxesBatched(xywh, scores, class_ids, 0.0, iou_threshold)  # type: ignore[arg-type]
+    keep = np.asarray(kept, dtype=np.intp).reshape(-1)
     keep = keep[np.argsort(-scores[keep], kind="stable")]
     return keep[:max_detections]

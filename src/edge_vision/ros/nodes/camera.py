@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from typing import Any
@@ -13,7 +14,7 @@ from edge_vision.core.packet import FramePacket
 from edge_vision.core.stages import build_source
 from edge_vision.ros.conversions import frame_to_image
 from edge_vision.ros.runner import exit_with, run_node
-from edge_vision.ros.stage_node import StageNode
+from edge_vision.ros.stage_node import Output, StageNode
 
 
 class CameraNode(StageNode):
@@ -22,7 +23,7 @@ class CameraNode(StageNode):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.source: Source = build_source(self.params)
-        self.image_out = self.output("image_raw", Image, lambda p: frame_to_image(p.frame))
+        self.image_out: Output[FramePacket] = self.output("image_raw", Image, lambda p: frame_to_image(p.frame))
         self.frames_emitted = 0
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -61,10 +62,8 @@ class CameraNode(StageNode):
 
     def start(self) -> None:
         def produce() -> None:
-            try:
+            with contextlib.suppress(Exception):  # already logged and kept in self.error
                 self.run()
-            except Exception:  # already logged; the process ends with the error recorded
-                pass
             # Give reliable subscribers the last frames before a standalone process exits.
             self.image_out.publisher.wait_for_all_acked()
             self.done.set_result(self.error is None)
@@ -84,3 +83,7 @@ class CameraNode(StageNode):
 
 def main(args: list[str] | None = None) -> None:
     exit_with(run_node(CameraNode, args))
+
+
+if __name__ == "__main__":
+    main()

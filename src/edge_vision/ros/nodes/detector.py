@@ -8,6 +8,7 @@ from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import Image
 from vision_msgs.msg import Detection2DArray, LabelInfo
 
+from edge_vision.core.detections import Detections
 from edge_vision.core.packet import FramePacket, SequenceFromStamps
 from edge_vision.core.stages import DetectStage, build_detector
 from edge_vision.ros.conversions import (
@@ -19,7 +20,7 @@ from edge_vision.ros.conversions import (
     stamp_to_ns,
 )
 from edge_vision.ros.runner import exit_with, run_node
-from edge_vision.ros.stage_node import StageNode
+from edge_vision.ros.stage_node import Output, StageNode
 
 LATCHED = QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL, reliability=ReliabilityPolicy.RELIABLE)
 
@@ -33,10 +34,10 @@ class DetectorNode(StageNode):
         self.labels = self.detector.labels
         self.stage = DetectStage(self.detector)
         labels = self.labels
-        self.detections_out = self.output(
+        self.detections_out: Output[FramePacket] = self.output(
             "detections",
             Detection2DArray,
-            lambda p: detections_to_msg(p.detections, frame_header(p.frame), labels),
+            lambda p: detections_to_msg(p.detections or Detections.empty(), frame_header(p.frame), labels),
         )
         # LabelInfo once, transient-local: late subscribers still get the class map.
         self.label_info_publisher = self.create_publisher(LabelInfo, "label_info", LATCHED)
@@ -62,3 +63,7 @@ class DetectorNode(StageNode):
 
 def main(args: list[str] | None = None) -> None:
     exit_with(run_node(DetectorNode, args))
+
+
+if __name__ == "__main__":
+    main()

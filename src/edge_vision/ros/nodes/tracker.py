@@ -6,11 +6,13 @@ from typing import Any
 
 from vision_msgs.msg import Detection2DArray
 
+from edge_vision.core.detections import Detections
 from edge_vision.core.packet import FramePacket
 from edge_vision.core.stages import TrackStage, build_tracker
 from edge_vision.ros.conversions import detections_to_msg, frame_header
 from edge_vision.ros.nodes.labeled import LabeledNode
 from edge_vision.ros.runner import exit_with, run_node
+from edge_vision.ros.stage_node import Output
 
 
 class TrackerNode(LabeledNode):
@@ -19,8 +21,10 @@ class TrackerNode(LabeledNode):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.stage = TrackStage(build_tracker(self.params))
-        self.tracks_out = self.output(
-            "tracks", Detection2DArray, lambda p: detections_to_msg(p.tracks, frame_header(p.frame), self.labels)
+        self.tracks_out: Output[FramePacket] = self.output(
+            "tracks",
+            Detection2DArray,
+            lambda p: detections_to_msg(p.tracks or Detections.empty(), frame_header(p.frame), self.labels),
         )
         self.subscribe_detections("detections", self._from_ros)
 
@@ -36,3 +40,7 @@ class TrackerNode(LabeledNode):
 
 def main(args: list[str] | None = None) -> None:
     exit_with(run_node(TrackerNode, args))
+
+
+if __name__ == "__main__":
+    main()

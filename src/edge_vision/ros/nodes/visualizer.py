@@ -10,7 +10,6 @@ from collections.abc import Sequence
 from typing import Any
 
 from sensor_msgs.msg import Image
-from vision_msgs.msg import Detection2DArray
 
 from edge_vision.core.actions.video import VideoWriter
 from edge_vision.core.annotate import Annotator
@@ -82,3 +81,7 @@ class VisualizerNode(LabeledNode):
 
 def main(args: list[str] | None = None) -> None:
     exit_with(run_node(VisualizerNode, args))
+
+
+if __name__ == "__main__":
+    main()
