@@ -80,3 +80,73 @@ class LocalLink(Generic[T]):
     @property
     def alive(self) -> bool:
         return self._thread.is_alive()
+
+
+class ParallelStage(Generic[T]):
+    """Run ``process`` on N worker threads, then ``emit`` results in arrival order.
+
+    Inference on a small CPU scales better as N single-threaded sessions on N frames than as one session with
+    N threads (YOLOX-nano, 2 cores: ~170 vs ~120 fps), but trackers need frames in order: results wait in a
+    small reorder buffer until every earlier frame has been emitted.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        process: Callable[[int, T], T],
+        emit: Callable[[T], None],
+        *,
+        workers: int = 1,
+        maxsize: int = 4,
+        drop_when_full: bool = False,
+    ) -> None:
+        self.name = name
+        self._process = process
+        self._emit = emit
+        self._done: dict[int, T | None] = {}
+        self._next_in = 0
+        self._next_out = 0
+        self._lock = threading.Lock()
+        self._ticket_lock = threading.Lock()
+        self.errors = 0
+        self._links = [
+            LocalLink(f"{name}-{i}", self._worker(i), maxsize=maxsize, drop_when_full=False) for i in range(workers)
+        ]
+        self._intake = LocalLink(f"{name}-intake", self._dispatch, maxsize=maxsize, drop_when_full=drop_when_full)
+
+    @property
+    def dropped(self) -> int:
+        return self._intake.dropped
+
+    def put(self, item: T) -> None:
+        self._intake.put(item)
+
+    def _dispatch(self, item: T) -> None:
+        ticket = self._next_in
+        self._next_in += 1
+        # Round robin keeps each worker's queue short and the reorder buffer at most ``workers`` deep.
+        self._links[ticket % len(self._links)].put((ticket, item))  # type: ignore[arg-type]
+
+    def _worker(self, index: int) -> Callable[[tuple[int, T]], None]:
+        def run(job: tuple[int, T]) -> None:
+            ticket, item = job
+            result: T | None = None
+            try:
+                result = self._process(index, item)
+            except Exception:
+                self.errors += 1
+                log.exception("stage %s failed on an item", self.name)
+            with self._lock:
+                self._done[ticket] = result
+                while self._next_out in self._done:
+                    ready = self._done.pop(self._next_out)
+                    self._next_out += 1
+                    if ready is not None:
+                        self._emit(ready)
+
+        return run
+
+    def close(self, timeout: float | None = None) -> None:
+        self._intake.close(timeout)
+        for link in self._links:
+            link.close(timeout)

@@ -55,10 +55,10 @@ def load(kind: str, name: str) -> Callable[..., Any]:
     return factory
 
 
-def create(kind: str, name: str, **params: Any) -> Any:
-    """Instantiate plugin ``name`` with keyword parameters, naming the plugin on bad parameters."""
-    factory = load(kind, name)
+def create(kind: str, plugin: str, /, **params: Any) -> Any:
+    """Instantiate ``plugin`` with keyword parameters, naming the plugin on bad parameters."""
+    factory = load(kind, plugin)
     try:
         return factory(**params)
     except TypeError as exc:
-        raise PluginError(f"{kind} plugin {name!r} rejected its parameters {sorted(params)}: {exc}") from exc
+        raise PluginError(f"{kind} plugin {plugin!r} rejected its parameters {sorted(params)}: {exc}") from exc

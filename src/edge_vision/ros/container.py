@@ -13,7 +13,7 @@ import rclpy
 from rclpy.context import Context
 from rclpy.executors import MultiThreadedExecutor
 
-from edge_vision.core.pipeline import LocalLink
+from edge_vision.core.pipeline import LocalLink, ParallelStage
 from edge_vision.core.stats import PipelineStatistics
 from edge_vision.core.summary import RunSummary
 from edge_vision.ros.nodes.camera import CameraNode
@@ -48,7 +48,11 @@ class ComposedPipeline:
         try:
             self.pipeline = self._add(PipelineNode(values=values.get("pipeline"), **common))
             self.camera = self._add(CameraNode(values=values.get("camera"), **common))
-            self.detector = self._add(DetectorNode(values=values.get("detector"), **common))
+            link = {
+                "maxsize": self.pipeline.params["queue_size"],
+                "drop_when_full": self.pipeline.params["drop_when_full"],
+            }
+            self.detector = self._add(DetectorNode(values=values.get("detector"), **link, **common))
             labels = self.detector.labels
             self.tracker = self._add(TrackerNode(values=values.get("tracker"), labels=labels, **common))
             self.events = self._add(
@@ -74,16 +78,13 @@ class ComposedPipeline:
         self.summary = RunSummary(labels)
         self.detector.detections_out.taps.append(self.summary.on_detections)
         self.tracker.tracks_out.taps.append(self.summary.on_tracks)
-        link = {
-            "maxsize": self.pipeline.params["queue_size"],
-            "drop_when_full": self.pipeline.params["drop_when_full"],
-        }
         # Wiring: camera -> detector -> tracker -> {events, visualizer}; packets pass by reference.
-        self.links: list[LocalLink[Any]] = [
-            LocalLink("detector", self.detector.on_packet, **link),
-            LocalLink("tracker", self.tracker.on_packet, **link),
-            LocalLink("events", self._events_then_summary, **link),
-            LocalLink("visualizer", self.visualizer.on_packet, **link),
+        self.links: list[LocalLink[Any] | ParallelStage[Any]] = [
+            self.detector.inlet,
+            # Past the detector nothing is dropped: a tracker that misses frames would lose ids.
+            LocalLink("tracker", self.tracker.on_packet, maxsize=link["maxsize"]),
+            LocalLink("events", self._events_then_summary, maxsize=link["maxsize"]),
+            LocalLink("visualizer", self.visualizer.on_packet, maxsize=link["maxsize"]),
         ]
         self.camera.image_out.connect(self.links[0])
         self.detector.detections_out.connect(self.links[1])

@@ -50,8 +50,10 @@ def frame_to_image(frame: Frame) -> Image:
     msg.is_bigendian = 0
     msg.step = frame.width * image.shape[2]
     # One memcpy into an array.array: assigning a numpy array to msg.data converts element by element (~300 ms
-    # for 1080p), while array.array goes straight to the C sequence (~0.4 ms).
-    msg.data = array.array("B", np.ascontiguousarray(image).data.cast("B"))
+    # for 1080p), and so does array.array("B", buffer) (~40 ms at 768x576); frombytes is a memcpy (~0.1 ms).
+    data = array.array("B")
+    data.frombytes(np.ascontiguousarray(image).data.cast("B"))
+    msg.data = data
     return msg
 
 

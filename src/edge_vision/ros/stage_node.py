@@ -9,7 +9,7 @@ no message is built, and a DDS message is published only while some other node s
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, ClassVar, Generic, TypeVar
+from typing import Any, ClassVar, Generic, Protocol, TypeVar
 
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
 from rclpy.node import Node
@@ -18,10 +18,16 @@ from rclpy.task import Future
 
 from edge_vision.core import config
 from edge_vision.core.errors import ConfigError
-from edge_vision.core.pipeline import LocalLink
 from edge_vision.core.stats import PipelineStatistics
 
 T = TypeVar("T")
+T_contra = TypeVar("T_contra", contravariant=True)
+
+
+class Inlet(Protocol[T_contra]):
+    """Where a composed output delivers: a LocalLink or a ParallelStage."""
+
+    def put(self, item: T_contra) -> None: ...
 
 
 class Output(Generic[T]):
@@ -31,11 +37,11 @@ class Output(Generic[T]):
         self.topic = topic
         self.publisher = node.create_publisher(msg_type, topic, qos)
         self.to_msg = to_msg
-        self.links: list[LocalLink[T]] = []
+        self.links: list[Inlet[T]] = []
         self.taps: list[Callable[[T], None]] = []  # synchronous in-process observers (recorders, tests)
         self.published = 0
 
-    def connect(self, link: LocalLink[T]) -> None:
+    def connect(self, link: Inlet[T]) -> None:
         self.links.append(link)
 
     @property

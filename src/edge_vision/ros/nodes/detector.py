@@ -9,6 +9,7 @@ from sensor_msgs.msg import Image
 from vision_msgs.msg import Detection2DArray, LabelInfo
 
 from edge_vision.core.detections import Detections
+from edge_vision.core.pipeline import ParallelStage
 from edge_vision.core.packet import FramePacket, SequenceFromStamps
 from edge_vision.core.stages import DetectStage, build_detector
 from edge_vision.ros.conversions import (
@@ -28,11 +29,20 @@ LATCHED = QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL, relia
 class DetectorNode(StageNode):
     section = "detector"
 
-    def __init__(self, **kwargs: Any) -> None:
+    def __init__(self, *, maxsize: int = 4, drop_when_full: bool = False, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self.detector = build_detector(self.params)
+        # One detector (inference session) per worker; frames leave in the order they came.
+        self.stages = [DetectStage(build_detector(self.params)) for _ in range(self.params["workers"])]
+        self.detector = self.stages[0].detector
         self.labels = self.detector.labels
-        self.stage = DetectStage(self.detector)
+        self.inlet: ParallelStage[FramePacket] = ParallelStage(
+            "detector",
+            self._process,
+            self._emit,
+            workers=len(self.stages),
+            maxsize=maxsize,
+            drop_when_full=drop_when_full,
+        )
         labels = self.labels
         self.detections_out: Output[FramePacket] = self.output(
             "detections",
@@ -56,9 +66,18 @@ class DetectorNode(StageNode):
         self.on_packet(FramePacket(frame))
 
     def on_packet(self, packet: FramePacket) -> None:
-        self.stage.process(packet)
+        self.inlet.put(packet)
+
+    def _process(self, worker: int, packet: FramePacket) -> FramePacket:
+        self.stages[worker].process(packet)
         self.statistics.add_timings({k: packet.timings_ms[k] for k in ("preprocess", "inference", "postprocess")})
+        return packet
+
+    def _emit(self, packet: FramePacket) -> None:
         self.detections_out.emit(packet)
+
+    def close(self) -> None:
+        self.inlet.close()
 
 
 def main(args: list[str] | None = None) -> None:
