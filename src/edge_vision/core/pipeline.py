@@ -125,7 +125,7 @@ class ParallelStage(Generic[T]):
         ticket = self._next_in
         self._next_in += 1
         # Round robin keeps each worker's queue short and the reorder buffer at most ``workers`` deep.
-        self._links[ticket % len(self._links)].put((ticket, item))  # type: ignore[arg-type]
+        self._links[ticket % len(self._links)].put((ticket, item))
 
     def _worker(self, index: int) -> Callable[[tuple[int, T]], None]:
         def run(job: tuple[int, T]) -> None:

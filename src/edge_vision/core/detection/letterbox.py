@@ -21,12 +21,10 @@ class LetterboxTransform:
 
     def to_source(self, xyxy: NDArray[np.float32]) -> NDArray[np.float32]:
         """Map (N, 4) boxes from model-input pixels back to source pixels, clipped to the image."""
-        out = np.empty_like(xyxy, dtype=np.float32)
-        out[:, [0, 2]] = (xyxy[:, [0, 2]] - self.pad_x) / self.scale
-        out[:, [1, 3]] = (xyxy[:, [1, 3]] - self.pad_y) / self.scale
-        np.clip(out[:, [0, 2]], 0, self.source_width, out=out[:, [0, 2]])
-        np.clip(out[:, [1, 3]], 0, self.source_height, out=out[:, [1, 3]])
-        return out
+        pad = np.array([self.pad_x, self.pad_y, self.pad_x, self.pad_y], np.float32)
+        limit = np.array([self.source_width, self.source_height] * 2, np.float32)
+        out = (np.asarray(xyxy, np.float32) - pad) / np.float32(self.scale)
+        return np.clip(out, 0, limit).astype(np.float32, copy=False)
 
 
 def letterbox(

@@ -9,8 +9,8 @@ from sensor_msgs.msg import Image
 from vision_msgs.msg import Detection2DArray, LabelInfo
 
 from edge_vision.core.detections import Detections
-from edge_vision.core.pipeline import ParallelStage
 from edge_vision.core.packet import FramePacket, SequenceFromStamps
+from edge_vision.core.pipeline import ParallelStage
 from edge_vision.core.stages import DetectStage, build_detector
 from edge_vision.ros.conversions import (
     MessageError,

@@ -1,0 +1,62 @@
+"""Shared fixtures. Every test runs the real thing: real rclpy and Fast DDS (on localhost only), real video,
+real models. A missing asset is a failure, never a skip."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+# DDS discovery must never leave this host.
+os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
+os.environ.setdefault("RMW_IMPLEMENTATION", "rmw_fastrtps_cpp")
+
+REPO = Path(__file__).resolve().parents[1]
+os.environ.setdefault("FASTDDS_DEFAULT_PROFILES_FILE", str(REPO / "config" / "fastdds_shm.xml"))
+SHARED = REPO.parent / "shared" / "assets"
+VIDEO = REPO / "data" / "vtest.avi"
+MODEL = REPO / "models" / "yolox_nano.onnx"
+LABELS = REPO / "models" / "coco80_names.txt"
+CONFIG = REPO / "config" / "pipeline.yaml"
+
+
+def _require(path: Path) -> Path:
+    if not path.is_file():
+        pytest.fail(f"required test asset missing: {path}")
+    return path
+
+
+@pytest.fixture(scope="session")
+def shared_assets() -> Path:
+    for name in ("images/bus.jpg", "models/yolov8n_int8.onnx", "models/yolo26n_int8.onnx"):
+        _require(SHARED / name)
+    return SHARED
+
+
+@pytest.fixture(scope="session")
+def video() -> Path:
+    return _require(VIDEO)
+
+
+@pytest.fixture(scope="session")
+def model() -> Path:
+    return _require(MODEL)
+
+
+@pytest.fixture()
+def ros_context() -> Iterator[object]:
+    import rclpy
+
+    context = rclpy.Context()
+    rclpy.init(args=[], context=context)
+    try:
+        yield context
+    finally:
+        rclpy.shutdown(context=context)
+
+
+def cli(*args: str) -> list[str]:
+    return [sys.executable, "-c", "from edge_vision.cli import main; main()", *args]
