@@ -1,9 +1,22 @@
-# Source me: the project venv plus the ROS settings every command here needs.
-# Discovery stays on this host; large images between processes go through shared memory.
-_ev_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-# shellcheck disable=SC1091
-. "${EDGE_VISION_VENV:-$_ev_root/.venv}/bin/activate"
+# Source me (bash/zsh):  source scripts/env.sh
+# Activates the project venv made by scripts/setup.sh and sets what every ROS command of this project needs:
+# discovery stays on this host, Fast DDS is the RMW, and large images between processes go through a
+# shared-memory-only transport (config/fastdds_shm.xml).
+if [ -n "${BASH_SOURCE[0]:-}" ]; then _ev_here="${BASH_SOURCE[0]}"; else _ev_here="${(%):-%x}"; fi
+_ev_root="$(cd "$(dirname "$_ev_here")/.." && pwd)"
+_ev_venv="${EDGE_VISION_VENV:-$_ev_root/.venv}"
+if [ -f "$_ev_venv/bin/activate" ]; then
+  # shellcheck disable=SC1091
+  . "$_ev_venv/bin/activate"
+else
+  echo "[env] $_ev_venv does not exist yet: run scripts/setup.sh first" >&2
+fi
 export ROS_AUTOMATIC_DISCOVERY_RANGE=LOCALHOST
 export RMW_IMPLEMENTATION=rmw_fastrtps_cpp
-export FASTDDS_DEFAULT_PROFILES_FILE="${FASTDDS_DEFAULT_PROFILES_FILE:-$_ev_root/config/fastdds_shm.xml}"
-unset _ev_root
+export FASTDDS_DEFAULT_PROFILES_FILE="$_ev_root/config/fastdds_shm.xml"
+# The venv is also an ament prefix (interface packages, edge_vision's share/ data): let ament_index find it.
+case ":${AMENT_PREFIX_PATH:-}:" in
+  *":$_ev_venv:"*) ;;
+  *) export AMENT_PREFIX_PATH="$_ev_venv${AMENT_PREFIX_PATH:+:$AMENT_PREFIX_PATH}" ;;
+esac
+unset _ev_here _ev_root _ev_venv
