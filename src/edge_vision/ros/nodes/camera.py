@@ -7,6 +7,7 @@ import threading
 import time
 from typing import Any
 
+from rclpy.duration import Duration
 from sensor_msgs.msg import Image
 
 from edge_vision.core.interfaces import Source
@@ -65,7 +66,7 @@ class CameraNode(StageNode):
             with contextlib.suppress(Exception):  # already logged and kept in self.error
                 self.run()
             # Give reliable subscribers the last frames before a standalone process exits.
-            self.image_out.publisher.wait_for_all_acked()
+            self.image_out.publisher.wait_for_all_acked(Duration(seconds=5))
             self.done.set_result(self.error is None)
 
         self._thread = threading.Thread(target=produce, name="camera-decode", daemon=True)

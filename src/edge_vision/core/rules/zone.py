@@ -1,0 +1,111 @@
+"""``PolygonZoneRule``: ``zone_enter`` / ``zone_exit`` events as tracks move in and out of a polygon."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from edge_vision.core.detections import Detections
+from edge_vision.core.errors import ConfigError
+from edge_vision.core.events import Event
+from edge_vision.core.frame import Frame
+from edge_vision.core.rules import TrackRule, check_int
+from edge_vision.core.rules.geometry import as_points, points_in_polygon, polygon_area
+
+__all__ = ["ZONE_ENTER", "ZONE_EXIT", "PolygonZoneRule"]
+
+ZONE_ENTER = "zone_enter"
+ZONE_EXIT = "zone_exit"
+
+
+@dataclass(slots=True)
+class _ZoneTrack:
+    inside: bool = False  # the debounced state events are emitted from
+    streak: int = 0  # consecutive observations that disagree with ``inside``
+    class_id: int = 0
+    score: float = 0.0
+    xyxy: tuple[float, float, float, float] = (0.0, 0.0, 0.0, 0.0)
+
+
+class PolygonZoneRule(TrackRule):
+    """Emits ``zone_enter`` when a track's anchor has been inside ``polygon`` for ``min_frames`` consecutive
+    observations, and ``zone_exit`` when it has been outside as long.
+
+    A new track starts *outside*, so one that first appears inside the zone enters it (after ``min_frames``).
+    A track that vanishes is forgotten after ``forget_after_frames`` without an exit event, unless
+    ``exit_on_lost`` is set: then a track forgotten while inside emits ``zone_exit`` with its last box.
+
+    polygon: >= 3 [x, y] vertices in source pixels (any winding; self-intersecting uses the even-odd rule).
+    min_frames: debounce; 1 flips on the first observation, larger values ignore boxes flickering on the edge.
+    See ``TrackRule`` for labels, classes, anchor and forget_after_frames.
+
+    ``occupancy`` is the number of tracks inside the zone that were seen in the latest update;
+    ``enter_count`` / ``exit_count`` count the events emitted so far.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        polygon: Sequence[Sequence[float]],
+        labels: Sequence[str] = (),
+        classes: Sequence[str] | None = None,
+        anchor: str = "bottom_center",
+        min_frames: int = 1,
+        forget_after_frames: int = 300,
+        exit_on_lost: bool = False,
+    ) -> None:
+        super().__init__(name, labels, classes, anchor, forget_after_frames)
+        try:
+            self.polygon = as_points(polygon, minimum=3, what="polygon")
+        except ValueError as exc:
+            raise ConfigError(f"zone rule {name!r}: {exc}") from exc
+        if polygon_area(self.polygon) <= 0.0:
+            raise ConfigError(f"zone rule {name!r}: polygon has zero area (collinear points?): {self.polygon.tolist()}")
+        self.min_frames = check_int(name, "min_frames", min_frames, 1)
+        if not isinstance(exit_on_lost, bool):
+            raise ConfigError(f"zone rule {name!r}: exit_on_lost must be true or false, got {exit_on_lost!r}")
+        self.exit_on_lost = exit_on_lost
+        self.enter_count = 0
+        self.exit_count = 0
+        self._tracks: dict[int, _ZoneTrack] = {}
+
+    @property
+    def occupancy(self) -> int:
+        return sum(1 for tid, state in self._tracks.items() if state.inside and self._seen_now(tid))
+
+    def update(self, tracks: Detections, frame: Frame) -> list[Event]:
+        selected, points = self._select(tracks, frame)
+        inside_now = points_in_polygon(points, self.polygon)
+        events: list[Event] = []
+        for i, track_id in enumerate(selected.track_ids.tolist()):
+            state = self._tracks.setdefault(track_id, _ZoneTrack())
+            box = selected.xyxy[i].tolist()
+            state.class_id = int(selected.class_ids[i])
+            state.score = float(selected.scores[i])
+            state.xyxy = (box[0], box[1], box[2], box[3])
+            if bool(inside_now[i]) == state.inside:
+                state.streak = 0
+                continue
+            state.streak += 1
+            if state.streak >= self.min_frames:
+                state.inside = not state.inside
+                state.streak = 0
+                events.append(self._emit(ZONE_ENTER if state.inside else ZONE_EXIT, frame, track_id, state))
+        for track_id in self._forget(frame.sequence):
+            state = self._tracks.pop(track_id)
+            if self.exit_on_lost and state.inside:
+                events.append(self._emit(ZONE_EXIT, frame, track_id, state))
+        return events
+
+    def _emit(self, kind: str, frame: Frame, track_id: int, state: _ZoneTrack) -> Event:
+        if kind == ZONE_ENTER:
+            self.enter_count += 1
+        else:
+            self.exit_count += 1
+        return self._event(kind, frame, track_id, state.class_id, state.score, state.xyxy)
+
+    def reset(self) -> None:
+        """Forget every track and zero the counters (e.g. when the source restarts)."""
+        self._tracks.clear()
+        self._last_seen.clear()
+        self.enter_count = self.exit_count = 0

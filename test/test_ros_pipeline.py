@@ -1,0 +1,196 @@
+"""The pipeline as ROS 2 nodes: composed zero-copy hand-off, lazy publishing, what an outside subscriber
+receives, and separate processes producing the same results as the composed pipeline."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import av
+import numpy as np
+import pytest
+import rclpy
+from conftest import CONFIG
+from rclpy.executors import SingleThreadedExecutor
+from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+from sensor_msgs.msg import Image
+from vision_msgs.msg import Detection2DArray, LabelInfo
+
+from edge_vision.core import config
+from edge_vision.core.packet import FramePacket
+from edge_vision.ros.container import ComposedPipeline
+from edge_vision.ros.processes import start_nodes, stop_nodes
+
+RELIABLE = QoSProfile(depth=200, reliability=ReliabilityPolicy.RELIABLE)
+
+
+def sections(**camera: Any) -> dict[str, dict[str, Any]]:
+    result = config.load_file(CONFIG)
+    result["camera"].update(camera)
+    result["visualizer"]["video_path"] = ""
+    result["events"]["jsonl_path"] = ""
+    return result
+
+
+class Listener:
+    """A separate ROS participant (own context) collecting messages, spun on a background thread."""
+
+    def __init__(self) -> None:
+        self.context = rclpy.Context()
+        rclpy.init(args=[], context=self.context)
+        self.node = rclpy.create_node("test_listener", context=self.context)
+        self.executor = SingleThreadedExecutor(context=self.context)
+        self.executor.add_node(self.node)
+        self.received: dict[str, list[Any]] = {}
+        self._thread = threading.Thread(target=self.executor.spin, daemon=True)
+        self._thread.start()
+
+    def listen(self, topic: str, msg_type: Any, qos: QoSProfile = RELIABLE) -> list[Any]:
+        store: list[Any] = self.received.setdefault(topic, [])
+        self.node.create_subscription(msg_type, topic, store.append, qos)
+        return store
+
+    def close(self) -> None:
+        self.executor.shutdown()
+        self.node.destroy_node()
+        rclpy.shutdown(context=self.context)
+
+
+def wait_for(condition: Callable[[], bool], timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError("timed out waiting for condition")
+        time.sleep(0.05)
+
+
+@pytest.fixture()
+def listener():  # type: ignore[no-untyped-def]
+    listener = Listener()
+    yield listener
+    listener.close()
+
+
+def test_composed_pipeline_passes_the_decoder_buffer_without_copy(ros_context: object, video: Path) -> None:
+    pipeline = ComposedPipeline(sections(max_frames=25), context=ros_context)  # type: ignore[arg-type]
+    seen: dict[str, dict[int, np.ndarray]] = {"camera": {}, "detector": {}, "tracker": {}}
+
+    def tap(stage: str) -> Callable[[FramePacket], None]:
+        return lambda packet: seen[stage].__setitem__(packet.frame.sequence, packet.frame.image)
+
+    pipeline.camera.image_out.taps.append(tap("camera"))
+    pipeline.detector.detections_out.taps.append(tap("detector"))
+    pipeline.tracker.tracks_out.taps.append(tap("tracker"))
+    try:
+        summary = pipeline.run()
+        outputs = [pipeline.camera.image_out, pipeline.detector.detections_out, pipeline.tracker.tracks_out]
+        published = [output.published for output in outputs]
+    finally:
+        pipeline.close()
+    assert summary.frames == 25 and len(seen["tracker"]) == 25
+    for sequence, decoded in seen["camera"].items():
+        # The very array the decoder produced, not an equal copy.
+        assert seen["detector"][sequence] is decoded
+        assert seen["tracker"][sequence] is decoded
+    assert published == [0, 0, 0], "nothing may be serialised for topics nobody subscribes to"
+
+
+def make_video_with_empty_start(path: Path, source: Path, empty: int, real: int) -> None:
+    """Gray frames (nothing to detect) followed by real frames of the sample video."""
+    with av.open(str(source)) as src, av.open(str(path), "w") as out:
+        stream = out.add_stream("mpeg4", rate=10)
+        stream.width, stream.height, stream.pix_fmt = 768, 576, "yuv420p"
+        stream.bit_rate = 4_000_000
+        frames = src.decode(video=0)
+        for i in range(empty + real):
+            image = np.full((576, 768, 3), 128, np.uint8) if i < empty else next(frames).to_ndarray(format="bgr24")
+            for packet in stream.encode(av.VideoFrame.from_ndarray(image, format="bgr24")):
+                out.mux(packet)
+        for packet in stream.encode():
+            out.mux(packet)
+
+
+def test_subscriber_gets_detections_with_source_header_and_empty_arrays(
+    ros_context: object, video: Path, tmp_path: Path, listener: Listener
+) -> None:
+    clip = tmp_path / "clip.mp4"
+    make_video_with_empty_start(clip, video, empty=8, real=16)
+    detections = listener.listen("detections", Detection2DArray)
+    tracks = listener.listen("tracks", Detection2DArray)
+    images = listener.listen("image_raw", Image)
+    pipeline = ComposedPipeline(sections(uri=str(clip), camera_id="cam_front", rate=2.0), context=ros_context)  # type: ignore[arg-type]
+    stamps: dict[int, int] = {}
+    pipeline.camera.image_out.taps.append(lambda p: stamps.__setitem__(p.frame.sequence, p.frame.stamp_ns))
+    try:
+        wait_for(lambda: pipeline.tracker.tracks_out.has_ros_subscribers and pipeline.camera.image_out.has_ros_subscribers)
+        pipeline.run()
+        wait_for(lambda: len(tracks) == 24 and len(detections) == 24 and len(images) == 24)
+        late = listener.listen(
+            "label_info", LabelInfo, QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL)
+        )
+        wait_for(lambda: len(late) == 1)
+    finally:
+        pipeline.close()
+    expected_stamps = [stamps[i] for i in range(24)]
+    for msg in detections:
+        assert msg.header.frame_id == "cam_front"
+    assert [m.header.stamp.sec * 10**9 + m.header.stamp.nanosec for m in detections] == expected_stamps
+    assert all(len(m.detections) == 0 for m in detections[:8]), "empty frames still get an (empty) array"
+    assert all(len(m.detections) > 0 for m in detections[8:])
+    people = [d for m in detections[8:] for d in m.detections if d.results[0].hypothesis.class_id == "person"]
+    assert len(people) > 16
+    for d in people:
+        assert 0 <= d.bbox.center.position.x <= 768 and 0 <= d.bbox.center.position.y <= 576  # source pixels
+        assert d.header.frame_id == "cam_front"
+    tracked = [d.id for m in tracks[8:] for d in m.detections]
+    assert tracked and all(i.isdigit() and int(i) > 0 for i in tracked)
+    assert images[10].encoding == "bgr8" and images[10].width == 768 and len(images[10].data) == 768 * 576 * 3
+    assert [c.class_name for c in late[0].class_map][:3] == ["person", "bicycle", "car"]
+
+
+def collect_composed(run_sections: dict[str, dict[str, Any]], context: object) -> tuple[list[Any], list[Any]]:
+    pipeline = ComposedPipeline(run_sections, context=context)  # type: ignore[arg-type]
+    detections: list[Any] = []
+    tracks: list[Any] = []
+    pipeline.detector.detections_out.taps.append(lambda p: detections.append(p.detections))
+    pipeline.tracker.tracks_out.taps.append(lambda p: tracks.append(p.tracks))
+    try:
+        pipeline.run()
+    finally:
+        pipeline.close()
+    return detections, tracks
+
+
+def test_separate_processes_match_composed(ros_context: object, video: Path, tmp_path: Path, listener: Listener) -> None:
+    frames = 40
+    run_sections = sections(max_frames=frames, rate=2.0)
+    composed_detections, composed_tracks = collect_composed(run_sections, ros_context)
+
+    from edge_vision.ros.conversions import msg_to_detections
+
+    params = config.write_ros_parameters({k: v for k, v in run_sections.items() if k != "pipeline"}, tmp_path / "p.yaml")
+    detections = listener.listen("detections", Detection2DArray)
+    tracks = listener.listen("tracks", Detection2DArray)
+    downstream = start_nodes(params, ("detector", "tracker"), log_dir=tmp_path)
+    try:
+        wait_for(lambda: listener.node.count_publishers("tracks") > 0 and listener.node.count_publishers("detections") > 0, 60)
+        camera = start_nodes(params, ("camera",), log_dir=tmp_path)
+        wait_for(lambda: len(tracks) >= frames, 90)
+        assert camera[0].wait(30) == 0
+    finally:
+        stop_nodes(downstream)
+    labels = [line.strip() for line in Path(CONFIG.parent.parent / "models/coco80_names.txt").read_text().splitlines()]
+    assert len(detections) == frames
+    for ours, theirs in zip(composed_detections, detections, strict=True):
+        other = msg_to_detections(theirs, labels)
+        assert other.class_ids.tolist() == ours.class_ids.tolist()
+        np.testing.assert_allclose(other.xyxy, ours.xyxy, atol=1e-3)
+        np.testing.assert_allclose(other.scores, ours.scores, atol=1e-6)
+    matching_ids = sum(
+        msg_to_detections(theirs, labels).track_ids.tolist() == ours.track_ids.tolist()
+        for ours, theirs in zip(composed_tracks, tracks, strict=True)
+    )
+    assert matching_ids == frames
