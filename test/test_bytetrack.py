@@ -52,9 +52,9 @@ def detections_at(
     xyxy = np.stack([objs[i].box(t) for i in rows])
     if rng is not None and noise:
         xyxy = xyxy + rng.normal(0.0, noise, xyxy.shape)
-    scores = [objs[i].score for i in rows]
-    classes = [objs[i].class_id for i in rows]
-    return Detections(xyxy, scores, classes), [int(i) for i in rows]
+    scores = np.array([objs[i].score for i in rows], np.float32)
+    classes = np.array([objs[i].class_id for i in rows], np.int32)
+    return Detections(xyxy.astype(np.float32), scores, classes), [int(i) for i in rows]
 
 
 def ids_by_object(out: Detections, dets: Detections, rows: list[int]) -> dict[int, int]:
@@ -339,7 +339,7 @@ def test_empty_detections_and_dtypes() -> None:
 def test_degenerate_boxes_are_ignored() -> None:
     tracker = ByteTrack()
     boxes = np.array([[10, 10, 10, 50], [0, 0, 20, 20], [np.nan, 0, 5, 5], [30, 30, 20, 40]], np.float32)
-    out = tracker.update(Detections(boxes, np.full(4, 0.9), np.zeros(4)), frame(0))
+    out = tracker.update(Detections(boxes, np.full(4, 0.9, np.float32), np.zeros(4, np.int32)), frame(0))
     assert out.track_ids.tolist() == [1]
     np.testing.assert_array_equal(out.xyxy, boxes[[1]])
 
@@ -360,7 +360,7 @@ def test_ids_are_unique_over_a_busy_scene() -> None:
     # Many short-lived objects: ids increase by one per confirmed track and are never reused.
     rng = np.random.default_rng(5)
     objs = []
-    for i in range(40):
+    for _ in range(40):
         t0 = int(rng.integers(0, 150))
         objs.append(
             Obj(

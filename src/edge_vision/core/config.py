@@ -123,6 +123,7 @@ RULE_PARAMS = _params(
     Param("end", [0.0, 0.0], "line end [x, y] (line rules)"),
     Param("polygon", [0.0], "zone polygon [x1, y1, x2, y2, ...] (zone rules)"),
     Param("min_frames", 1, "frames inside/outside before a zone state flips", min=1),
+    Param("min_distance", 2.0, "line hysteresis: pixels past the line before a side counts", min=0.0),
 )
 
 

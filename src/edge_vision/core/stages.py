@@ -90,6 +90,8 @@ def build_rules(events: dict[str, Any], labels: Sequence[str]) -> list[Rule]:
         if kind == "line":
             params["start"] = _points(name, "start", spec.get("start", []), 1)[0]
             params["end"] = _points(name, "end", spec.get("end", []), 1)[0]
+            if "min_distance" in spec:
+                params["min_distance"] = spec["min_distance"]
         elif kind == "zone":
             params["polygon"] = _points(name, "polygon", spec.get("polygon", []), 3)
             if "min_frames" in spec:

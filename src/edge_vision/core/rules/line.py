@@ -11,7 +11,7 @@ from edge_vision.core.detections import Detections
 from edge_vision.core.errors import ConfigError
 from edge_vision.core.events import Event
 from edge_vision.core.frame import Frame
-from edge_vision.core.rules import TrackRule, check_float
+from edge_vision.core.rules import TrackRule, check_float, check_int
 from edge_vision.core.rules.geometry import as_points, crosses_segment, signed_distance
 
 __all__ = ["DIRECTION_IN", "DIRECTION_OUT", "LINE_CROSS", "LineCrossingRule"]
@@ -25,6 +25,7 @@ DIRECTION_OUT = "out"
 class _LineTrack:
     side: int  # +1 right, -1 left, 0 not yet clear of the hysteresis band
     point: tuple[float, float]  # the last anchor that was clearly on ``side``
+    pending: int = 0  # consecutive clear observations on the other side, not yet ``min_frames``
 
 
 class LineCrossingRule(TrackRule):
@@ -39,6 +40,8 @@ class LineCrossingRule(TrackRule):
     min_distance: hysteresis in pixels. A side counts only once the anchor is more than this far from the
     line, so a box jittering on the line never fires; it then takes one clear move to the other side (one
     event) and one clear move back (one more). Set it above the tracker's box jitter.
+    min_frames: debounce; the anchor must be clearly on the new side in this many consecutive observations
+    (frames in the band neither count nor reset) before the crossing counts. 2 ignores one-frame box glitches.
     See ``TrackRule`` for labels, classes, anchor and forget_after_frames.
 
     ``in_count`` / ``out_count`` count the events emitted so far.
@@ -53,6 +56,7 @@ class LineCrossingRule(TrackRule):
         classes: Sequence[str] | None = None,
         anchor: str = "bottom_center",
         min_distance: float = 2.0,
+        min_frames: int = 1,
         forget_after_frames: int = 300,
     ) -> None:
         super().__init__(name, labels, classes, anchor, forget_after_frames)
@@ -64,6 +68,7 @@ class LineCrossingRule(TrackRule):
             raise ConfigError(f"line rule {name!r}: start and end are the same point {ends[0].tolist()}")
         self.start, self.end = ends[0], ends[1]
         self.min_distance = check_float(name, "min_distance", min_distance, 0.0)
+        self.min_frames = check_int(name, "min_frames", min_frames, 1)
         self.in_count = 0
         self.out_count = 0
         self._tracks: dict[int, _LineTrack] = {}
@@ -74,11 +79,14 @@ class LineCrossingRule(TrackRule):
         sides = np.where(distance > self.min_distance, 1, np.where(distance < -self.min_distance, -1, 0))
         track_ids = selected.track_ids.tolist()
 
-        # Tracks now clearly on the other side of where they last clearly were: test all moves at once.
+        # Tracks whose move to the other side is confirmed this frame: test all their moves at once.
         flipped = [
             i
             for i, tid in enumerate(track_ids)
-            if sides[i] != 0 and tid in self._tracks and self._tracks[tid].side == -sides[i]
+            if sides[i] != 0
+            and tid in self._tracks
+            and self._tracks[tid].side == -sides[i]
+            and self._tracks[tid].pending + 1 >= self.min_frames
         ]
         previous = np.array([self._tracks[track_ids[i]].point for i in flipped], dtype=np.float64).reshape(-1, 2)
         through = dict(zip(flipped, crosses_segment(previous, points[flipped], self.start, self.end), strict=True))
@@ -93,7 +101,13 @@ class LineCrossingRule(TrackRule):
                 continue
             if side == 0:
                 continue  # inside the hysteresis band: keep the last clear side and point
-            if through.get(i, False):
+            if side == state.side or state.side == 0:
+                state.side, state.point, state.pending = side, point, 0
+                continue
+            state.pending += 1
+            if state.pending < self.min_frames:
+                continue
+            if through[i]:
                 direction = DIRECTION_IN if side > 0 else DIRECTION_OUT
                 if side > 0:
                     self.in_count += 1
@@ -110,7 +124,7 @@ class LineCrossingRule(TrackRule):
                         direction,
                     )
                 )
-            state.side, state.point = side, point
+            state.side, state.point, state.pending = side, point, 0
         for track_id in self._forget(frame.sequence):
             del self._tracks[track_id]
         return events
