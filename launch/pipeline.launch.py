@@ -1,6 +1,6 @@
 """Composed pipeline: every stage in one process, frames passed by reference (zero-copy).
 
-    ros2 launch edge_vision pipeline.launch.py [params_file:=/path/pipeline.yaml] [namespace:=cam0]
+ros2 launch edge_vision pipeline.launch.py [params_file:=/path/pipeline.yaml] [namespace:=cam0]
 """
 
 import os

@@ -8,10 +8,9 @@ from pathlib import Path
 import pytest
 import yaml
 
+from conftest import CONFIG, cli
 from edge_vision.core import config
 from edge_vision.core.errors import ConfigError
-
-from conftest import CONFIG, cli
 
 
 def write(tmp_path: Path, document: object) -> Path:

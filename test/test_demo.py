@@ -7,6 +7,7 @@ import subprocess
 from pathlib import Path
 
 import av
+
 from conftest import cli
 
 

@@ -39,9 +39,14 @@ def test_yolox_finds_bus_and_people_with_boxes_in_source_pixels(yolox: Detector,
 
 @pytest.mark.parametrize(
     ("model_name", "adapter", "expected"),
-    [("yolov8n_int8.onnx", "UltralyticsAdapter", {"person", "bus"}), ("yolo26n_int8.onnx", "EndToEndAdapter", {"person", "bus"})],
+    [
+        ("yolov8n_int8.onnx", "UltralyticsAdapter", {"person", "bus"}),
+        ("yolo26n_int8.onnx", "EndToEndAdapter", {"person", "bus"}),
+    ],
 )
-def test_ultralytics_models_with_embedded_names(shared_assets: Path, model_name: str, adapter: str, expected: set[str]) -> None:
+def test_ultralytics_models_with_embedded_names(
+    shared_assets: Path, model_name: str, adapter: str, expected: set[str]
+) -> None:
     detector = Detector.from_config(shared_assets / "models" / model_name, confidence=0.25)
     assert type(detector.adapter).__name__ == adapter
     assert len(detector.labels) == 80
@@ -86,14 +91,14 @@ def test_adapter_guess() -> None:
 
 
 def test_missing_model_names_the_path(tmp_path: Path) -> None:
-    with pytest.raises(ModelError, match="model file not found: .*nope.onnx"):
+    with pytest.raises(ModelError, match=r"model file not found: .*nope.onnx"):
         Detector.from_config(tmp_path / "nope.onnx")
 
 
 def test_corrupt_model_names_the_path(tmp_path: Path) -> None:
     bad = tmp_path / "corrupt.onnx"
     bad.write_bytes(b"\x08\x01garbage" * 500)
-    with pytest.raises(ModelError, match="cannot load model .*corrupt.onnx"):
+    with pytest.raises(ModelError, match=r"cannot load model .*corrupt.onnx"):
         Detector.from_config(bad, labels=Path(__file__).parents[1] / "models/coco80_names.txt")
 
 
@@ -103,7 +108,7 @@ def test_model_that_does_not_fit_its_adapter(shared_assets: Path) -> None:
 
 
 def test_unknown_adapter_lists_the_choices(model: Path) -> None:
-    with pytest.raises(PluginError, match="available: .*yolox"):
+    with pytest.raises(PluginError, match=r"available: .*yolox"):
         Detector.from_config(model, adapter="yolo-nas", labels=model.parent / "coco80_names.txt")
 
 

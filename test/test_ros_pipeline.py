@@ -13,12 +13,12 @@ import av
 import numpy as np
 import pytest
 import rclpy
-from conftest import CONFIG
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import Image
 from vision_msgs.msg import Detection2DArray, LabelInfo
 
+from conftest import CONFIG
 from edge_vision.core import config
 from edge_vision.core.packet import FramePacket
 from edge_vision.ros.container import ComposedPipeline
@@ -125,7 +125,9 @@ def test_subscriber_gets_detections_with_source_header_and_empty_arrays(
     stamps: dict[int, int] = {}
     pipeline.camera.image_out.taps.append(lambda p: stamps.__setitem__(p.frame.sequence, p.frame.stamp_ns))
     try:
-        wait_for(lambda: pipeline.tracker.tracks_out.has_ros_subscribers and pipeline.camera.image_out.has_ros_subscribers)
+        wait_for(
+            lambda: pipeline.tracker.tracks_out.has_ros_subscribers and pipeline.camera.image_out.has_ros_subscribers
+        )
         pipeline.run()
         wait_for(lambda: len(tracks) == 24 and len(detections) == 24 and len(images) == 24)
         late = listener.listen(
@@ -164,19 +166,26 @@ def collect_composed(run_sections: dict[str, dict[str, Any]], context: object) -
     return detections, tracks
 
 
-def test_separate_processes_match_composed(ros_context: object, video: Path, tmp_path: Path, listener: Listener) -> None:
+def test_separate_processes_match_composed(
+    ros_context: object, video: Path, tmp_path: Path, listener: Listener
+) -> None:
     frames = 40
     run_sections = sections(max_frames=frames, rate=2.0)
     composed_detections, composed_tracks = collect_composed(run_sections, ros_context)
 
     from edge_vision.ros.conversions import msg_to_detections
 
-    params = config.write_ros_parameters({k: v for k, v in run_sections.items() if k != "pipeline"}, tmp_path / "p.yaml")
+    params = config.write_ros_parameters(
+        {k: v for k, v in run_sections.items() if k != "pipeline"}, tmp_path / "p.yaml"
+    )
     detections = listener.listen("detections", Detection2DArray)
     tracks = listener.listen("tracks", Detection2DArray)
     downstream = start_nodes(params, ("detector", "tracker"), log_dir=tmp_path)
     try:
-        wait_for(lambda: listener.node.count_publishers("tracks") > 0 and listener.node.count_publishers("detections") > 0, 60)
+        wait_for(
+            lambda: listener.node.count_publishers("tracks") > 0 and listener.node.count_publishers("detections") > 0,
+            60,
+        )
         camera = start_nodes(params, ("camera",), log_dir=tmp_path)
         wait_for(lambda: len(tracks) >= frames, 90)
         assert camera[0].wait(30) == 0

@@ -186,6 +186,16 @@ def test_without_hysteresis_the_same_jitter_double_fires() -> None:
     assert result == [[], [], ["line_cross/in"], ["line_cross/out"], ["line_cross/in"]]
 
 
+def test_line_min_frames_ignores_a_one_frame_glitch_across() -> None:
+    # A person standing next to the line whose box glitches across it for one frame (seen on vtest.avi).
+    glitch = [(200, 190), (200, 194), (200, 206), (200, 193), (200, 192)]
+    assert run(horizontal_line(), glitch) == [[], [], ["line_cross/in"], ["line_cross/out"], []]
+    assert run(horizontal_line(min_frames=2), glitch) == [[], [], [], [], []]
+    # A real crossing still counts once, on its second frame clearly across; band frames are neutral.
+    real = [(200, 190), (200, 206), (200, 201), (200, 215), (200, 230)]
+    assert run(horizontal_line(min_frames=2), real) == [[], [], [], ["line_cross/in"], []]
+
+
 def test_line_passing_beyond_the_segment_end_is_not_a_crossing() -> None:
     line = horizontal_line()
     assert run(line, [(350, 150), (350, 250), (200, 250)]) == [[], [], []]
@@ -259,6 +269,7 @@ def test_bad_zone_config_names_the_problem(params: dict[str, Any], message: str)
             {"start": [0, 0], "end": [9, 9], "min_distance": -1},
             r"rule 'l': min_distance must be a number >= 0.0, got -1",
         ),
+        ({"start": [0, 0], "end": [9, 9], "min_frames": 1.5}, r"rule 'l': min_frames must be an integer >= 1, got 1.5"),
     ],
 )
 def test_bad_line_config_names_the_problem(params: dict[str, Any], message: str) -> None:

@@ -34,17 +34,17 @@ def test_loop_continues_the_sequence(video: Path) -> None:
 
 
 def test_missing_and_corrupt_files(tmp_path: Path) -> None:
-    with pytest.raises(SourceError, match="video file not found: .*missing.avi"):
+    with pytest.raises(SourceError, match=r"video file not found: .*missing.avi"):
         FileSource(str(tmp_path / "missing.avi"))
     corrupt = tmp_path / "corrupt.avi"
     corrupt.write_bytes(b"not a video" * 1000)
-    with pytest.raises(SourceError, match="cannot open video .*corrupt.avi"):
+    with pytest.raises(SourceError, match=r"cannot open video .*corrupt.avi"):
         FileSource(str(corrupt))
 
 
 def test_truncated_file_yields_what_was_captured(video: Path, tmp_path: Path) -> None:
     truncated = tmp_path / "truncated.avi"
-    truncated.write_bytes(video.read_bytes()[: 2_000_000])  # a recording cut off mid-write
+    truncated.write_bytes(video.read_bytes()[:2_000_000])  # a recording cut off mid-write
     with FileSource(str(truncated)) as source:
         frames = list(source.frames())
     assert 100 < len(frames) < 795

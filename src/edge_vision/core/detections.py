@@ -59,9 +59,7 @@ class Detections:
         """Select rows by boolean mask, index array, slice or single index (kept 2-D)."""
         if isinstance(index, (int, np.integer)):
             index = np.array([index])
-        return Detections(
-            self.xyxy[index], self.scores[index], self.class_ids[index], self.track_ids[index]
-        )
+        return Detections(self.xyxy[index], self.scores[index], self.class_ids[index], self.track_ids[index])
 
     def with_track_ids(self, track_ids: NDArray[np.int64]) -> Detections:
         return Detections(self.xyxy, self.scores, self.class_ids, track_ids)

@@ -107,12 +107,11 @@ class LineCrossingRule(TrackRule):
             state.pending += 1
             if state.pending < self.min_frames:
                 continue
-            if through[i]:
+            # .get: a tracker that repeats an id within one frame must not crash the rule.
+            if through.get(i, False):
                 direction = DIRECTION_IN if side > 0 else DIRECTION_OUT
-                if side > 0:
-                    self.in_count += 1
-                else:
-                    self.out_count += 1
+                self.in_count += side > 0
+                self.out_count += side < 0
                 events.append(
                     self._event(
                         LINE_CROSS,
