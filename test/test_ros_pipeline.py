@@ -170,7 +170,7 @@ def test_separate_processes_match_composed(
     ros_context: object, video: Path, tmp_path: Path, listener: Listener
 ) -> None:
     frames = 40
-    run_sections = sections(max_frames=frames, rate=2.0)
+    run_sections = sections(max_frames=frames, rate=2.0, wait_for_subscribers=1)
     composed_detections, composed_tracks = collect_composed(run_sections, ros_context)
 
     from edge_vision.ros.conversions import msg_to_detections

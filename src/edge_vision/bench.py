@@ -139,7 +139,7 @@ def measure_separate(sections: dict[str, dict[str, Any]], frames: int) -> dict[s
     from edge_vision.ros.processes import start_nodes, stop_nodes
 
     run_sections = {k: dict(v) for k, v in sections.items()}
-    run_sections["camera"].update(max_frames=frames, rate=0.0, loop=True)
+    run_sections["camera"].update(max_frames=frames, rate=0.0, loop=True, wait_for_subscribers=1)
     run_sections["visualizer"]["video_path"] = ""
     run_sections["events"]["jsonl_path"] = ""
     stamps: list[float] = []
@@ -159,7 +159,6 @@ def measure_separate(sections: dict[str, dict[str, Any]], frames: int) -> dict[s
         deadline = time.monotonic() + 30
         while node.count_publishers("tracks") == 0 and time.monotonic() < deadline:
             executor.spin_once(timeout_sec=0.1)
-        time.sleep(1.0)
         camera = start_nodes(params, ("camera",), log_dir=tmp)
         deadline = time.monotonic() + 60 + frames / 5
         while camera[0].poll() is None and time.monotonic() < deadline:

@@ -72,6 +72,7 @@ SCHEMA: dict[str, dict[str, Param]] = {
         Param("rate", 0.0, "0 = as fast as possible, 1.0 = the stream's own frame rate", min=0.0, max=100.0),
         Param("decode_threads", 0, "FFmpeg decoder threads (0 = auto)", min=0, max=64),
         Param("max_frames", 0, "stop after this many frames (0 = no limit)", min=0),
+        Param("wait_for_subscribers", 0, "standalone: hold the first frame until this many subscribers match", min=0),
         *QOS,
     ),
     "detector": _params(

@@ -61,8 +61,19 @@ class CameraNode(StageNode):
         finally:
             self.get_logger().info(f"source finished after {self.frames_emitted} frames")
 
+    def _wait_for_subscribers(self, timeout: float = 30.0) -> None:
+        """Replays and regression runs must not lose their first frames to DDS discovery."""
+        wanted = self.params["wait_for_subscribers"]
+        deadline = time.monotonic() + timeout
+        while self.image_out.publisher.get_subscription_count() < wanted and not self._stop.is_set():
+            if time.monotonic() > deadline:
+                self.get_logger().warning(f"starting with fewer than {wanted} subscribers after {timeout:.0f} s")
+                return
+            time.sleep(0.02)
+
     def start(self) -> None:
         def produce() -> None:
+            self._wait_for_subscribers()
             with contextlib.suppress(Exception):  # already logged and kept in self.error
                 self.run()
             # Give reliable subscribers the last frames before a standalone process exits.
