@@ -33,8 +33,10 @@ class LocalLink(Generic[T]):
         maxsize: int = 4,
         drop_when_full: bool = False,
         on_error: Callable[[str, BaseException], None] | None = None,
+        on_drop: Callable[[T], None] | None = None,
     ) -> None:
         self.name = name
+        self._on_drop = on_drop
         self.handler = handler
         self.drop_when_full = drop_when_full
         self.dropped = 0
@@ -54,10 +56,12 @@ class LocalLink(Generic[T]):
                 return
             except queue.Full:
                 try:
-                    self._queue.get_nowait()
-                    self.dropped += 1
+                    old = self._queue.get_nowait()
                 except queue.Empty:
-                    pass
+                    continue
+                self.dropped += 1
+                if self._on_drop is not None:
+                    self._on_drop(old)  # type: ignore[arg-type]
 
     def _run(self) -> None:
         while True:
@@ -80,6 +84,20 @@ class LocalLink(Generic[T]):
     @property
     def alive(self) -> bool:
         return self._thread.is_alive()
+
+
+class DirectLink(Generic[T]):
+    """Call ``handler`` on the producer's thread: for cheap stages, where a queue hop costs more than it saves."""
+
+    def __init__(self, handler: Callable[[T], None]) -> None:
+        self.handler = handler
+        self.dropped = 0
+
+    def put(self, item: T) -> None:
+        self.handler(item)
+
+    def close(self, timeout: float | None = None) -> None:
+        """Nothing queued, nothing to wait for."""
 
 
 class ParallelStage(Generic[T]):
@@ -109,23 +127,41 @@ class ParallelStage(Generic[T]):
         self._lock = threading.Lock()
         self._ticket_lock = threading.Lock()
         self.errors = 0
+        # Dispatch happens on the producer's thread (no extra hop); a full worker queue drops its oldest frame
+        # when drop_when_full, and the dropped ticket is released so later frames are not held back.
         self._links = [
-            LocalLink(f"{name}-{i}", self._worker(i), maxsize=maxsize, drop_when_full=False) for i in range(workers)
+            LocalLink(
+                f"{name}-{i}",
+                self._worker(i),
+                maxsize=maxsize,
+                drop_when_full=drop_when_full,
+                on_drop=self._release,
+            )
+            for i in range(workers)
         ]
-        self._intake = LocalLink(f"{name}-intake", self._dispatch, maxsize=maxsize, drop_when_full=drop_when_full)
 
     @property
     def dropped(self) -> int:
-        return self._intake.dropped
+        return sum(link.dropped for link in self._links)
 
     def put(self, item: T) -> None:
-        self._intake.put(item)
-
-    def _dispatch(self, item: T) -> None:
-        ticket = self._next_in
-        self._next_in += 1
+        with self._ticket_lock:
+            ticket = self._next_in
+            self._next_in += 1
         # Round robin keeps each worker's queue short and the reorder buffer at most ``workers`` deep.
-        self._links[ticket % len(self._links)].put((ticket, item))
+        self._links[ticket % len(self._links)].put((ticket, item))  # type: ignore[arg-type]
+
+    def _release(self, job: tuple[int, T]) -> None:
+        self._finish(job[0], None)
+
+    def _finish(self, ticket: int, result: T | None) -> None:
+        with self._lock:
+            self._done[ticket] = result
+            while self._next_out in self._done:
+                ready = self._done.pop(self._next_out)
+                self._next_out += 1
+                if ready is not None:
+                    self._emit(ready)
 
     def _worker(self, index: int) -> Callable[[tuple[int, T]], None]:
         def run(job: tuple[int, T]) -> None:
@@ -136,17 +172,10 @@ class ParallelStage(Generic[T]):
             except Exception:
                 self.errors += 1
                 log.exception("stage %s failed on an item", self.name)
-            with self._lock:
-                self._done[ticket] = result
-                while self._next_out in self._done:
-                    ready = self._done.pop(self._next_out)
-                    self._next_out += 1
-                    if ready is not None:
-                        self._emit(ready)
+            self._finish(ticket, result)
 
         return run
 
     def close(self, timeout: float | None = None) -> None:
-        self._intake.close(timeout)
         for link in self._links:
             link.close(timeout)

@@ -106,11 +106,13 @@ class YoloxAdapter(_LetterboxAdapter):
                 f"YOLOX output has {raw.shape[0]} anchors x {raw.shape[1]} values; "
                 f"input {self.input_size} with strides {self.strides} needs {len(self._grid)} anchors"
             )
-        class_scores = raw[:, 5:]
-        class_ids = class_scores.argmax(axis=1).astype(np.int32)
-        scores = raw[:, 4] * class_scores[np.arange(len(raw)), class_ids]
-        candidates = scores >= self.thresholds.confidence  # decode only the few that can survive
-        raw, scores, class_ids = raw[candidates], scores[candidates], class_ids[candidates]
+        # score = objectness * class score <= objectness: drop most anchors before the 80-way argmax.
+        candidates = np.flatnonzero(raw[:, 4] >= self.thresholds.confidence)
+        raw = raw[candidates]
+        class_ids = raw[:, 5:].argmax(axis=1).astype(np.int32)
+        scores = raw[:, 4] * raw[np.arange(len(raw)), 5 + class_ids]
+        keep = scores >= self.thresholds.confidence
+        raw, scores, class_ids, candidates = raw[keep], scores[keep], class_ids[keep], candidates[keep]
         xy = (raw[:, :2] + self._grid[candidates]) * self._stride[candidates]
         half_wh = np.exp(raw[:, 2:4]) * self._stride[candidates] * 0.5
         xyxy = np.concatenate([xy - half_wh, xy + half_wh], axis=1)
