@@ -23,6 +23,8 @@ from edge_vision.core import config
 from edge_vision.core.packet import FramePacket
 from edge_vision.ros.container import ComposedPipeline
 from edge_vision.ros.processes import start_nodes, stop_nodes
+from edge_vision_msgs.msg import Event as EventMsg
+from edge_vision_msgs.msg import PipelineStats
 
 RELIABLE = QoSProfile(depth=200, reliability=ReliabilityPolicy.RELIABLE)
 
@@ -121,6 +123,7 @@ def test_subscriber_gets_detections_with_source_header_and_empty_arrays(
     detections = listener.listen("detections", Detection2DArray)
     tracks = listener.listen("tracks", Detection2DArray)
     images = listener.listen("image_raw", Image)
+    stats = listener.listen("stats", PipelineStats, QoSProfile(depth=10))
     pipeline = ComposedPipeline(sections(uri=str(clip), camera_id="cam_front", rate=2.0), context=ros_context)  # type: ignore[arg-type]
     stamps: dict[int, int] = {}
     pipeline.camera.image_out.taps.append(lambda p: stamps.__setitem__(p.frame.sequence, p.frame.stamp_ns))
@@ -134,8 +137,12 @@ def test_subscriber_gets_detections_with_source_header_and_empty_arrays(
             "label_info", LabelInfo, QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL)
         )
         wait_for(lambda: len(late) == 1)
+        wait_for(lambda: len(stats) >= 1)
     finally:
         pipeline.close()
+    stages = {stage.name for stage in stats[-1].stages}
+    assert {"decode", "preprocess", "inference", "postprocess", "tracking", "events"} <= stages
+    assert stats[-1].frames_processed > 0
     expected_stamps = [stamps[i] for i in range(24)]
     for msg in detections:
         assert msg.header.frame_id == "cam_front"
@@ -153,17 +160,21 @@ def test_subscriber_gets_detections_with_source_header_and_empty_arrays(
     assert [c.class_name for c in late[0].class_map][:3] == ["person", "bicycle", "car"]
 
 
-def collect_composed(run_sections: dict[str, dict[str, Any]], context: object) -> tuple[list[Any], list[Any]]:
+def collect_composed(
+    run_sections: dict[str, dict[str, Any]], context: object
+) -> tuple[list[Any], list[Any], list[Any]]:
     pipeline = ComposedPipeline(run_sections, context=context)  # type: ignore[arg-type]
     detections: list[Any] = []
     tracks: list[Any] = []
+    events: list[Any] = []
     pipeline.detector.detections_out.taps.append(lambda p: detections.append(p.detections))
     pipeline.tracker.tracks_out.taps.append(lambda p: tracks.append(p.tracks))
+    pipeline.events.events_out.taps.append(events.append)
     try:
         pipeline.run()
     finally:
         pipeline.close()
-    return detections, tracks
+    return detections, tracks, events
 
 
 def test_separate_processes_match_composed(
@@ -171,7 +182,7 @@ def test_separate_processes_match_composed(
 ) -> None:
     frames = 40
     run_sections = sections(max_frames=frames, rate=2.0, wait_for_subscribers=1)
-    composed_detections, composed_tracks = collect_composed(run_sections, ros_context)
+    composed_detections, composed_tracks, composed_events = collect_composed(run_sections, ros_context)
 
     from edge_vision.ros.conversions import msg_to_detections
 
@@ -180,8 +191,16 @@ def test_separate_processes_match_composed(
     )
     detections = listener.listen("detections", Detection2DArray)
     tracks = listener.listen("tracks", Detection2DArray)
-    downstream = start_nodes(params, ("detector", "tracker"), log_dir=tmp_path)
+    events = listener.listen("events", EventMsg)
+    annotated = listener.listen("image_annotated", Image)
+    downstream = start_nodes(params, ("detector", "tracker", "events", "visualizer"), log_dir=tmp_path)
     try:
+        wait_for(
+            lambda: (
+                listener.node.count_publishers("events") > 0 and listener.node.count_publishers("image_annotated") > 0
+            ),
+            60,
+        )
         wait_for(
             lambda: listener.node.count_publishers("tracks") > 0 and listener.node.count_publishers("detections") > 0,
             60,
@@ -189,6 +208,7 @@ def test_separate_processes_match_composed(
         camera = start_nodes(params, ("camera",), log_dir=tmp_path)
         wait_for(lambda: len(tracks) >= frames, 90)
         assert camera[0].wait(30) == 0
+        wait_for(lambda: len(events) >= len(composed_events) and len(annotated) >= frames - 2, 30)
     finally:
         stop_nodes(downstream)
     labels = [line.strip() for line in Path(CONFIG.parent.parent / "models/coco80_names.txt").read_text().splitlines()]
@@ -203,3 +223,42 @@ def test_separate_processes_match_composed(
         for ours, theirs in zip(composed_tracks, tracks, strict=True)
     )
     assert matching_ids == frames
+    assert composed_events, "the sample's zone sees people enter within 40 frames"
+    assert [(e.kind, e.rule, e.track_id, e.sequence) for e in composed_events] == [
+        (e.kind, e.rule, e.track_id, e.sequence) for e in events
+    ]
+    assert annotated[0].width == 768 and annotated[0].height == 576
+
+
+def test_malformed_images_are_rejected_and_the_node_keeps_going(
+    ros_context: object, video: Path, listener: Listener
+) -> None:
+    from edge_vision.core.sources.file import FileSource
+    from edge_vision.ros.conversions import frame_to_image
+    from edge_vision.ros.nodes.detector import DetectorNode
+
+    node = DetectorNode(values=config.load_file(CONFIG)["detector"], context=ros_context)
+    executor = SingleThreadedExecutor(context=ros_context)  # type: ignore[arg-type]
+    executor.add_node(node)
+    spinner = threading.Thread(target=executor.spin, daemon=True)
+    spinner.start()
+    detections = listener.listen("detections", Detection2DArray)
+    publisher = listener.node.create_publisher(Image, "image_raw", RELIABLE)
+    try:
+        wait_for(lambda: publisher.get_subscription_count() > 0 and node.detections_out.has_ros_subscribers)
+        with FileSource(str(video), max_frames=1) as source:
+            good = frame_to_image(next(source.frames()))
+        wrong_encoding = frame_to_image(next(FileSource(str(video), max_frames=1).frames()))
+        wrong_encoding.encoding = "yuv422_yuy2"
+        truncated = frame_to_image(next(FileSource(str(video), max_frames=1).frames()))
+        truncated.data = truncated.data[:1000]
+        for msg in (wrong_encoding, truncated, good):
+            publisher.publish(msg)
+        wait_for(lambda: len(detections) == 1)
+        time.sleep(0.3)
+    finally:
+        executor.shutdown()
+        node.close()
+        node.destroy_node()
+    assert node.rejected == 2 and len(detections) == 1
+    assert detections[0].header.stamp == good.header.stamp and len(detections[0].detections) > 3

@@ -149,7 +149,7 @@ class ParallelStage(Generic[T]):
             ticket = self._next_in
             self._next_in += 1
         # Round robin keeps each worker's queue short and the reorder buffer at most ``workers`` deep.
-        self._links[ticket % len(self._links)].put((ticket, item))  # type: ignore[arg-type]
+        self._links[ticket % len(self._links)].put((ticket, item))
 
     def _release(self, job: tuple[int, T]) -> None:
         self._finish(job[0], None)
