@@ -103,25 +103,14 @@ def measure_model_only(
 
 
 def measure_composed(sections: dict[str, dict[str, Any]], frames: int) -> dict[str, Any]:
-    import rclpy
-
-    from edge_vision.ros.container import ComposedPipeline
+    from edge_vision.ros.container import run_composed
 
     run_sections = {k: dict(v) for k, v in sections.items()}
     run_sections["camera"].update(max_frames=frames, rate=0.0, loop=True)
     run_sections["visualizer"]["video_path"] = ""
     run_sections["events"]["jsonl_path"] = ""
-    context = rclpy.Context()
-    rclpy.init(args=[], context=context)
-    try:
-        pipeline = ComposedPipeline(run_sections, context=context)
-        try:
-            summary = pipeline.run()
-            latency = list(pipeline.statistics.latency_ms)
-        finally:
-            pipeline.close()
-    finally:
-        rclpy.shutdown(context=context)
+    summary, statistics = run_composed(run_sections)
+    latency = list(statistics.latency_ms)
     return {
         "fps": summary.frames / summary.seconds,
         "frames": summary.frames,

@@ -32,9 +32,7 @@ def load_sections(path: str | None, args: argparse.Namespace) -> dict[str, dict[
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    import rclpy
-
-    from edge_vision.ros.container import ComposedPipeline
+    from edge_vision.ros.container import run_composed
 
     sections = load_sections(args.config, args)
     out = Path(args.output_dir)
@@ -44,16 +42,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     events_path = Path(sections["events"]["jsonl_path"])
     if events_path.exists():
         events_path.unlink()  # one run, one log: appending to an old run's events would mislead the summary
-    context = rclpy.Context()
-    rclpy.init(args=[], context=context)
-    try:
-        pipeline = ComposedPipeline(sections, context=context)
-        try:
-            summary = pipeline.run()
-        finally:
-            pipeline.close()
-    finally:
-        rclpy.shutdown(context=context)
+    summary, _ = run_composed(sections)
     result = summary.to_dict()
     result["outputs"] = {"video": sections["visualizer"]["video_path"], "events": str(events_path)}
     (out / "summary.json").write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")

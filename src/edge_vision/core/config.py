@@ -123,7 +123,9 @@ RULE_PARAMS = _params(
     Param("start", [0.0, 0.0], "line start [x, y] (line rules)"),
     Param("end", [0.0, 0.0], "line end [x, y] (line rules)"),
     Param("polygon", [0.0], "zone polygon [x1, y1, x2, y2, ...] (zone rules)"),
-    Param("min_frames", 1, "frames inside/outside before a zone state flips", min=1),
+    Param("min_frames", 1, "frames on the new side (line) or inside/outside (zone) before it counts", min=1),
+    Param("forget_after_frames", 300, "source frames after which an unseen track is forgotten", min=1),
+    Param("exit_on_lost", False, "zones: emit zone_exit when a track inside is forgotten"),
     Param("min_distance", 2.0, "line hysteresis: pixels past the line before a side counts", min=0.0),
 )
 

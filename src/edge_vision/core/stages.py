@@ -84,18 +84,20 @@ def build_rules(events: dict[str, Any], labels: Sequence[str]) -> list[Rule]:
     for name, spec in events["rules"].items():
         params: dict[str, Any] = {"name": name, "labels": list(labels)}
         params["classes"] = spec.get("classes") or None
-        if "anchor" in spec:
-            params["anchor"] = spec["anchor"]
         kind = spec["type"]
         if kind == "line":
             params["start"] = _points(name, "start", spec.get("start", []), 1)[0]
             params["end"] = _points(name, "end", spec.get("end", []), 1)[0]
-            if "min_distance" in spec:
-                params["min_distance"] = spec["min_distance"]
         elif kind == "zone":
             params["polygon"] = _points(name, "polygon", spec.get("polygon", []), 3)
-            if "min_frames" in spec:
-                params["min_frames"] = spec["min_frames"]
+        # Options the rule's schema knows, passed only where set: plugins keep their own defaults.
+        for key in ("anchor", "min_frames", "forget_after_frames"):
+            if key in spec:
+                params[key] = spec[key]
+        if kind == "line" and "min_distance" in spec:
+            params["min_distance"] = spec["min_distance"]
+        if kind == "zone" and "exit_on_lost" in spec:
+            params["exit_on_lost"] = spec["exit_on_lost"]
         rules.append(plugins.create("rules", kind, **params))
     return rules
 

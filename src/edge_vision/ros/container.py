@@ -7,6 +7,7 @@ visualizer), plus the ROS executor for parameters, timers and the lazily-publish
 from __future__ import annotations
 
 import threading
+import time
 from typing import Any
 
 import rclpy
@@ -108,7 +109,7 @@ class ComposedPipeline:
             executor.add_node(node)
         spinner = threading.Thread(target=executor.spin, name="ros-executor", daemon=True)
         spinner.start()
-        self.summary.started = __import__("time").perf_counter()
+        self.summary.started = time.perf_counter()
         try:
             self.camera.run()
         finally:
@@ -131,6 +132,20 @@ class ComposedPipeline:
         for node in reversed(self.nodes):
             node.close()
             node.destroy_node()
+
+
+def run_composed(sections: dict[str, dict[str, Any]]) -> tuple[RunSummary, PipelineStatistics]:
+    """Run the composed pipeline to the end of its source in a private ROS context (CLI, benchmarks)."""
+    context = Context()
+    rclpy.init(args=[], context=context)
+    try:
+        pipeline = ComposedPipeline(sections, context=context)
+        try:
+            return pipeline.run(), pipeline.statistics
+        finally:
+            pipeline.close()
+    finally:
+        rclpy.shutdown(context=context)
 
 
 def main(args: list[str] | None = None) -> None:
