@@ -13,6 +13,7 @@ import av
 import numpy as np
 import pytest
 import rclpy
+from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import Image
@@ -61,11 +62,11 @@ class Listener:
         rclpy.shutdown(context=self.context)
 
 
-def wait_for(condition: Callable[[], bool], timeout: float = 20.0) -> None:
+def wait_for(condition: Callable[[], bool], timeout: float = 20.0, state: Callable[[], object] = lambda: "") -> None:
     deadline = time.monotonic() + timeout
     while not condition():
         if time.monotonic() > deadline:
-            raise AssertionError("timed out waiting for condition")
+            raise AssertionError(f"timed out waiting for condition {state()}")
         time.sleep(0.05)
 
 
@@ -124,6 +125,7 @@ def test_subscriber_gets_detections_with_source_header_and_empty_arrays(
     tracks = listener.listen("tracks", Detection2DArray)
     images = listener.listen("image_raw", Image)
     stats = listener.listen("stats", PipelineStats, QoSProfile(depth=10))
+    diagnostics = listener.listen("/diagnostics", DiagnosticArray, QoSProfile(depth=10))
     pipeline = ComposedPipeline(sections(uri=str(clip), camera_id="cam_front", rate=2.0), context=ros_context)  # type: ignore[arg-type]
     stamps: dict[int, int] = {}
     pipeline.camera.image_out.taps.append(lambda p: stamps.__setitem__(p.frame.sequence, p.frame.stamp_ns))
@@ -137,12 +139,14 @@ def test_subscriber_gets_detections_with_source_header_and_empty_arrays(
             "label_info", LabelInfo, QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL)
         )
         wait_for(lambda: len(late) == 1)
-        wait_for(lambda: len(stats) >= 1)
+        wait_for(lambda: len(stats) >= 1 and len(diagnostics) >= 1)
     finally:
         pipeline.close()
     stages = {stage.name for stage in stats[-1].stages}
     assert {"decode", "preprocess", "inference", "postprocess", "tracking", "events"} <= stages
     assert stats[-1].frames_processed > 0
+    health = diagnostics[-1].status[0]
+    assert health.hardware_id == "camera" and {kv.key for kv in health.values} >= {"fps", "inference_mean_ms"}
     expected_stamps = [stamps[i] for i in range(24)]
     for msg in detections:
         assert msg.header.frame_id == "cam_front"
@@ -195,20 +199,25 @@ def test_separate_processes_match_composed(
     annotated = listener.listen("image_annotated", Image)
     downstream = start_nodes(params, ("detector", "tracker", "events", "visualizer"), log_dir=tmp_path)
     try:
+        # Every stage up and subscribed before the first frame: frames published earlier would be lost.
+        graph = listener.node
         wait_for(
             lambda: (
-                listener.node.count_publishers("events") > 0 and listener.node.count_publishers("image_annotated") > 0
+                graph.count_subscribers("image_raw") >= 2
+                and graph.count_subscribers("detections") >= 2
+                and graph.count_subscribers("tracks") >= 3
+                and graph.count_publishers("events") >= 1
             ),
             60,
         )
-        wait_for(
-            lambda: listener.node.count_publishers("tracks") > 0 and listener.node.count_publishers("detections") > 0,
-            60,
-        )
         camera = start_nodes(params, ("camera",), log_dir=tmp_path)
-        wait_for(lambda: len(tracks) >= frames, 90)
+        wait_for(lambda: len(tracks) >= frames, 90, lambda: (len(detections), len(tracks), len(events), len(annotated)))
         assert camera[0].wait(30) == 0
-        wait_for(lambda: len(events) >= len(composed_events) and len(annotated) >= frames - 2, 30)
+        wait_for(
+            lambda: len(events) >= len(composed_events) and len(annotated) >= frames - 2,
+            30,
+            lambda: (len(composed_events), len(events), len(annotated)),
+        )
     finally:
         stop_nodes(downstream)
     labels = [line.strip() for line in Path(CONFIG.parent.parent / "models/coco80_names.txt").read_text().splitlines()]

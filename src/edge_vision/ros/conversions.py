@@ -7,6 +7,7 @@ from collections.abc import Sequence
 
 import numpy as np
 from builtin_interfaces.msg import Time
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from sensor_msgs.msg import Image
 from std_msgs.msg import Header
 from vision_msgs.msg import (
@@ -134,10 +135,10 @@ def msg_to_detections(msg: Detection2DArray, labels: Sequence[str]) -> Detection
     return Detections(xyxy, scores, class_ids, track_ids)
 
 
-def label_info(labels: Sequence[str], header: Header | None = None) -> LabelInfo:
+def label_info(labels: Sequence[str], header: Header | None = None, threshold: float = 0.0) -> LabelInfo:
     msg = LabelInfo(header=header or Header())
     msg.class_map = [VisionClass(class_id=i, class_name=name) for i, name in enumerate(labels)]
-    msg.threshold = 0.0
+    msg.threshold = float(threshold)
     return msg
 
 
@@ -183,3 +184,26 @@ def stats_to_msg(
     msg.frames_skipped = frames_skipped
     msg.frames_dropped = frames_dropped
     return msg
+
+
+def stats_to_diagnostics(stats: PipelineStats, name: str) -> DiagnosticArray:
+    """The same figures on /diagnostics, for rqt_robot_monitor and fleet health tooling. WARN while frames are
+    being dropped (a stage cannot keep up) or nothing has been processed yet."""
+    status = DiagnosticStatus(name=f"edge_vision: {name}", hardware_id=stats.camera_id)
+    if stats.frames_processed == 0:
+        status.level, status.message = DiagnosticStatus.WARN, "no frame processed yet"
+    elif stats.frames_dropped:
+        status.level, status.message = DiagnosticStatus.WARN, f"{stats.frames_dropped} frames dropped"
+    else:
+        status.level, status.message = DiagnosticStatus.OK, f"{stats.fps:.1f} fps"
+    values = {
+        "fps": f"{stats.fps:.2f}",
+        "pipeline_latency_ms": f"{stats.pipeline_latency_ms:.2f}",
+        "frames_decoded": str(stats.frames_decoded),
+        "frames_processed": str(stats.frames_processed),
+        "frames_skipped": str(stats.frames_skipped),
+        "frames_dropped": str(stats.frames_dropped),
+    }
+    values.update({f"{stage.name}_mean_ms": f"{stage.mean_ms:.2f}" for stage in stats.stages})
+    status.values = [KeyValue(key=key, value=value) for key, value in values.items()]
+    return DiagnosticArray(header=stats.header, status=[status])

@@ -29,6 +29,7 @@ def run_node(factory: Callable[[], StageNode], args: list[str] | None = None) ->
     finally:
         if node is not None:
             node.close()
+            node.get_logger().info(f"stopped: {node.report()}")
             node.destroy_node()
         if rclpy.ok():
             rclpy.shutdown()

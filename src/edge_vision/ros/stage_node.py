@@ -137,6 +137,11 @@ class StageNode(Node):
         if not self.composed:
             self.create_subscription(msg_type, topic, handler, self.qos())
 
+    def report(self) -> str:
+        """One line for the log when the node stops: what it processed."""
+        stages = ", ".join(f"{s.name} {s.count} x {s.mean_ms:.2f} ms" for s in self.statistics.summary())
+        return stages or "nothing processed"
+
     def start(self) -> None:
         """Begin producing (sources start their decode thread); most nodes are purely reactive."""
 

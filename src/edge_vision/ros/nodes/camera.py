@@ -70,6 +70,10 @@ class CameraNode(StageNode):
                 self.get_logger().warning(f"starting with fewer than {wanted} subscribers after {timeout:.0f} s")
                 return
             time.sleep(0.02)
+        if wanted:
+            # The writer sees a match slightly before the reader side has matched it back; a sample sent in
+            # between is discarded by the reader, so give discovery a moment to settle.
+            time.sleep(0.5)
 
     def start(self) -> None:
         def produce() -> None:

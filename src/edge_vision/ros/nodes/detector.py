@@ -51,7 +51,7 @@ class DetectorNode(StageNode):
         )
         # LabelInfo once, transient-local: late subscribers still get the class map.
         self.label_info_publisher = self.create_publisher(LabelInfo, "label_info", LATCHED)
-        self.label_info_publisher.publish(label_info(self.labels))
+        self.label_info_publisher.publish(label_info(self.labels, threshold=self.params["confidence"]))
         self._sequence = SequenceFromStamps()
         self.rejected = 0
         self.subscribe("image_raw", Image, self.on_image)

@@ -5,10 +5,12 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from diagnostic_msgs.msg import DiagnosticArray
+
 from edge_vision.core.events import Event
 from edge_vision.core.packet import FramePacket
 from edge_vision.core.stages import EventStage, build_actions, build_rules
-from edge_vision.ros.conversions import event_to_msg, stats_to_msg
+from edge_vision.ros.conversions import event_to_msg, stats_to_diagnostics, stats_to_msg
 from edge_vision.ros.nodes.labeled import LabeledNode
 from edge_vision.ros.runner import exit_with, run_node
 from edge_vision_msgs.msg import Event as EventMsg
@@ -23,6 +25,7 @@ class EventsNode(LabeledNode):
         self.stage: EventStage | None = None
         self.events_out = self.output("events", EventMsg, event_to_msg)
         self.stats_publisher = self.create_publisher(PipelineStats, "stats", 10)
+        self.diagnostics_publisher = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         self.create_timer(stats_period, self.publish_stats)
         if self.labels:
             self.on_labels()
@@ -51,19 +54,19 @@ class EventsNode(LabeledNode):
         stats = self.statistics
         latency = stats.latency_ms[-1] if stats.latency_ms else 0.0
         camera_id = self.get_namespace().strip("/") or "camera"
-        self.stats_publisher.publish(
-            stats_to_msg(
-                camera_id,
-                stats.summary(),
-                fps=stats.fps,
-                latency_ms=latency,
-                frames_decoded=stats.frames_decoded,
-                frames_processed=stats.frames_processed,
-                frames_skipped=stats.frames_skipped,
-                frames_dropped=stats.frames_dropped,
-                stamp=self.get_clock().now().to_msg(),
-            )
+        message = stats_to_msg(
+            camera_id,
+            stats.summary(),
+            fps=stats.fps,
+            latency_ms=latency,
+            frames_decoded=stats.frames_decoded,
+            frames_processed=stats.frames_processed,
+            frames_skipped=stats.frames_skipped,
+            frames_dropped=stats.frames_dropped,
+            stamp=self.get_clock().now().to_msg(),
         )
+        self.stats_publisher.publish(message)
+        self.diagnostics_publisher.publish(stats_to_diagnostics(message, self.get_fully_qualified_name()))
 
     def close(self) -> None:
         if self.stage is not None:

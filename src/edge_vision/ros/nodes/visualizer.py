@@ -20,7 +20,7 @@ from edge_vision.ros.conversions import MessageError, image_to_frame, stamp_to_n
 from edge_vision.ros.nodes.labeled import LabeledNode
 from edge_vision.ros.runner import exit_with, run_node
 
-_IMAGE_CACHE = 60
+_PAIRING_CACHE = 60  # frames held while waiting for their partner message
 
 
 class VisualizerNode(LabeledNode):
@@ -35,6 +35,7 @@ class VisualizerNode(LabeledNode):
         self.frames_written = 0
         self.annotated_out = self.output("image_annotated", Image, self._to_image)
         self._images: OrderedDict[int, Image] = OrderedDict()
+        self._tracks: OrderedDict[int, FramePacket] = OrderedDict()
         self.subscribe("image_raw", Image, self._on_image)
         self.subscribe_detections("tracks", self._on_tracks)
 
@@ -45,14 +46,26 @@ class VisualizerNode(LabeledNode):
         return frame_to_image(item[0])
 
     def _on_image(self, msg: Image) -> None:
-        self._images[stamp_to_ns(msg.header.stamp)] = msg
-        while len(self._images) > _IMAGE_CACHE:
+        stamp = stamp_to_ns(msg.header.stamp)
+        packet = self._tracks.pop(stamp, None)
+        if packet is not None:
+            self._draw(msg, packet)
+            return
+        self._images[stamp] = msg
+        while len(self._images) > _PAIRING_CACHE:
             self._images.popitem(last=False)
 
     def _on_tracks(self, packet: FramePacket) -> None:
+        # Image and tracks come on separate topics, in either order: pair them by source stamp.
         msg = self._images.pop(packet.frame.stamp_ns, None)
-        if msg is None:
-            return  # the image was lost or not yet received: nothing to draw on
+        if msg is not None:
+            self._draw(msg, packet)
+            return
+        self._tracks[packet.frame.stamp_ns] = packet
+        while len(self._tracks) > _PAIRING_CACHE:
+            self._tracks.popitem(last=False)
+
+    def _draw(self, msg: Image, packet: FramePacket) -> None:
         try:
             frame = image_to_frame(msg, packet.frame.sequence)
         except MessageError as exc:
