@@ -133,6 +133,7 @@ def test_subscriber_gets_detections_with_source_header_and_empty_arrays(
         wait_for(
             lambda: pipeline.tracker.tracks_out.has_ros_subscribers and pipeline.camera.image_out.has_ros_subscribers
         )
+        time.sleep(0.5)  # the reader side matches a moment after the writer does
         pipeline.run()
         wait_for(lambda: len(tracks) == 24 and len(detections) == 24 and len(images) == 24)
         late = listener.listen(
@@ -185,7 +186,7 @@ def test_separate_processes_match_composed(
     ros_context: object, video: Path, tmp_path: Path, listener: Listener
 ) -> None:
     frames = 40
-    run_sections = sections(max_frames=frames, rate=2.0, wait_for_subscribers=1)
+    run_sections = sections(max_frames=frames, rate=2.0, wait_for_subscribers=2)  # detector and visualizer
     composed_detections, composed_tracks, composed_events = collect_composed(run_sections, ros_context)
 
     from edge_vision.ros.conversions import msg_to_detections
