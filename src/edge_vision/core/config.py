@@ -130,7 +130,7 @@ RULE_PARAMS = _params(
 )
 
 
-def _clean_list(value: ParamValue) -> ParamValue:
+def clean_list(value: ParamValue) -> ParamValue:
     # ROS parameters cannot be empty typed lists, so [""] / [0.0] placeholders mean "empty".
     if isinstance(value, list) and value in ([""], [0.0]):
         return []
@@ -147,7 +147,7 @@ def resolve(section: str, overrides: Mapping[str, Any] | None = None) -> dict[st
     if extra:
         raise ConfigError(f"unknown parameter(s) {section}.{', '.join(extra)}; known: {sorted(schema)}")
     result: dict[str, Any] = {
-        name: _clean_list(param.validate(section, values.get(name, param.default))) for name, param in schema.items()
+        name: clean_list(param.validate(section, values.get(name, param.default))) for name, param in schema.items()
     }
     if section == "events":
         result["rules"] = resolve_rules(result["rule_names"], values.get("rules", {}))
@@ -171,7 +171,7 @@ def resolve_rules(names: Sequence[str], rules: Mapping[str, Any]) -> dict[str, d
                 f"unknown parameter(s) events.rules.{name}.{', '.join(extra)}; known: {sorted(RULE_PARAMS)}"
             )
         resolved[name] = {
-            key: _clean_list(RULE_PARAMS[key].validate(f"events.rules.{name}", value)) for key, value in spec.items()
+            key: clean_list(RULE_PARAMS[key].validate(f"events.rules.{name}", value)) for key, value in spec.items()
         }
         resolved[name].setdefault("type", "line")
     return resolved

@@ -106,7 +106,7 @@ class StageNode(Node):
             if self.section == "events":
                 rules: dict[str, dict[str, Any]] = {}
                 given = values.get("rules", {})
-                rule_names: list[str] = config._clean_list(declared["rule_names"])  # type: ignore[assignment]
+                rule_names: list[str] = config.clean_list(declared["rule_names"])  # type: ignore[assignment]
                 for rule_name in rule_names:
                     spec = given.get(rule_name, {})
                     rules[rule_name] = {}

@@ -16,7 +16,7 @@ from edge_vision.core.annotate import Annotator
 from edge_vision.core.frame import Frame
 from edge_vision.core.interfaces import Rule
 from edge_vision.core.packet import FramePacket
-from edge_vision.ros.conversions import MessageError, image_to_frame, stamp_to_ns
+from edge_vision.ros.conversions import MessageError, frame_to_image, image_to_frame, stamp_to_ns
 from edge_vision.ros.nodes.labeled import LabeledNode
 from edge_vision.ros.runner import exit_with, run_node
 
@@ -41,8 +41,6 @@ class VisualizerNode(LabeledNode):
 
     @staticmethod
     def _to_image(item: tuple[Frame, Any]) -> Image:
-        from edge_vision.ros.conversions import frame_to_image
-
         return frame_to_image(item[0])
 
     def _on_image(self, msg: Image) -> None:
