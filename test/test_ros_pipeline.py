@@ -13,6 +13,7 @@ import av
 import numpy as np
 import pytest
 import rclpy
+import yaml
 from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
@@ -272,3 +273,24 @@ def test_malformed_images_are_rejected_and_the_node_keeps_going(
         node.destroy_node()
     assert node.rejected == 2 and len(detections) == 1
     assert detections[0].header.stamp == good.header.stamp and len(detections[0].detections) > 3
+
+
+def test_container_executable_reads_a_ros_parameter_file(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    run_sections = sections(max_frames=30)
+    params = config.write_ros_parameters(run_sections, tmp_path / "params.yaml")
+    command = [sys.executable, "-m", "edge_vision.ros.container", "--ros-args", "--params-file", str(params)]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert "frames: 30 " in result.stdout and "person" in result.stdout
+
+    run_sections["detector"]["confidence"] = 2.0  # out of the declared range
+    params = config.to_ros_parameters(run_sections)
+    (tmp_path / "bad.yaml").write_text(yaml.safe_dump(params))
+    command[-1] = str(tmp_path / "bad.yaml")
+    result = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2
+    assert "edge_vision: error: detector.confidence:" in result.stderr and "out of range" in result.stderr
+    assert "Traceback" not in result.stderr

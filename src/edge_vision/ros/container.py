@@ -170,3 +170,7 @@ def main(args: list[str] | None = None) -> None:
         pipeline.close()
         if rclpy.ok():
             rclpy.shutdown()
+
+
+if __name__ == "__main__":
+    main()

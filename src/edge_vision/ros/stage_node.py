@@ -99,27 +99,26 @@ class StageNode(Node):
         descriptions), read them back, and validate them with the core schema."""
         declared: dict[str, Any] = {}
         schema = config.SCHEMA[self.section]
-        try:
-            for name, param in schema.items():
-                value = _ros_value(param, values.get(name, param.default))
-                declared[name] = self.declare_parameter(name, value, _descriptor(param)).value
-            if self.section == "events":
-                rules: dict[str, dict[str, Any]] = {}
-                given = values.get("rules", {})
-                rule_names: list[str] = config.clean_list(declared["rule_names"])  # type: ignore[assignment]
-                for rule_name in rule_names:
-                    spec = given.get(rule_name, {})
-                    rules[rule_name] = {}
-                    for key, param in config.RULE_PARAMS.items():
-                        value = _ros_value(param, spec.get(key, param.default))
-                        full = f"rules.{rule_name}.{key}"
-                        rules[rule_name][key] = self.declare_parameter(full, value, _descriptor(param)).value
-                declared["rules"] = rules
-        except ConfigError:
-            raise
-        except Exception as exc:  # rclpy's InvalidParameterTypeException and friends
-            raise ConfigError(f"{self.section}: bad parameter: {exc}") from exc
+        for name, param in schema.items():
+            declared[name] = self._declare(name, param, values.get(name, param.default))
+        if self.section == "events":
+            rules: dict[str, dict[str, Any]] = {}
+            given = values.get("rules", {})
+            rule_names: list[str] = config.clean_list(declared["rule_names"])  # type: ignore[assignment]
+            for rule_name in rule_names:
+                spec = given.get(rule_name, {})
+                rules[rule_name] = {
+                    key: self._declare(f"rules.{rule_name}.{key}", param, spec.get(key, param.default))
+                    for key, param in config.RULE_PARAMS.items()
+                }
+            declared["rules"] = rules
         return config.resolve(self.section, declared)
+
+    def _declare(self, name: str, param: config.Param, value: Any) -> Any:
+        try:
+            return self.declare_parameter(name, _ros_value(param, value), _descriptor(param)).value
+        except Exception as exc:  # rclpy's InvalidParameterValueException and friends
+            raise ConfigError(f"{self.section}.{name}: {exc}") from exc
 
     def qos(self) -> QoSProfile:
         reliability = (
