@@ -75,8 +75,9 @@ class FileSource:
             container.close()
             raise SourceError(f"{self.uri} has no video stream")
         stream = container.streams.video[0]
-        stream.thread_type = "AUTO"
-        stream.thread_count = self.decode_threads
+        if self.decode_threads != 1:  # a single thread decodes faster without FFmpeg's threading machinery
+            stream.thread_type = "AUTO"
+            stream.thread_count = self.decode_threads
         rate = stream.average_rate or stream.guessed_rate
         self.fps = float(rate) if rate else 0.0
         self.width = stream.codec_context.width
