@@ -19,7 +19,7 @@ import numpy as np
 
 from edge_vision.core import config
 from edge_vision.core.detections import Detections
-from edge_vision.core.packet import FramePacket
+from edge_vision.core.packet import decoded_packets
 from edge_vision.core.stages import (
     DetectStage,
     EventStage,
@@ -48,14 +48,8 @@ def measure_stages(sections: dict[str, dict[str, Any]], frames: int) -> tuple[di
     events = EventStage(build_rules(sections["events"], detector.labels))
     timings: dict[str, list[float]] = {name: [] for name in STAGE_ORDER}
     tensors: list[np.ndarray] = []
-    iterator = source.frames()
-    while True:
-        t0 = time.perf_counter()
-        frame = next(iterator, None)
-        if frame is None:
-            break
-        packet = FramePacket(frame)
-        packet.timings_ms["decode"] = (time.perf_counter() - t0) * 1e3
+    for packet in decoded_packets(source):
+        frame = packet.frame
         for stage in (detect, track, events):
             stage.process(packet)
         t1 = time.perf_counter()

@@ -207,12 +207,13 @@ def load_file(path: str | Path) -> dict[str, dict[str, Any]]:
     return sections
 
 
+def ros_value(param: Param, value: Any) -> Any:
+    """ROS parameters cannot hold an untyped empty list: use the typed placeholder default instead."""
+    return param.default if value == [] else value
+
+
 def to_ros_parameters(sections: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
     """The inverse of ``load_file``: a ROS parameter-file mapping (``{node: {ros__parameters: ...}}``)."""
-
-    def ros_value(param: Param, value: Any) -> Any:
-        return param.default if value == [] else value
-
     document: dict[str, Any] = {}
     for section, values in sections.items():
         schema = SCHEMA[section]

@@ -4,11 +4,13 @@ stage to stage by reference, so the frame's pixel buffer is never copied."""
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from edge_vision.core.detections import Detections
 from edge_vision.core.events import Event
 from edge_vision.core.frame import Frame
+from edge_vision.core.interfaces import Source
 
 
 @dataclass(slots=True)
@@ -19,6 +21,19 @@ class FramePacket:
     events: list[Event] = field(default_factory=list)
     timings_ms: dict[str, float] = field(default_factory=dict)
     created: float = field(default_factory=time.perf_counter)  # for end-to-end pipeline latency
+
+
+def decoded_packets(source: Source) -> Iterator[FramePacket]:
+    """Packets of the source's frames, each stamped with the time its decode took (``timings_ms["decode"]``)."""
+    frames = source.frames()
+    while True:
+        t0 = time.perf_counter()
+        frame = next(frames, None)
+        if frame is None:
+            return
+        packet = FramePacket(frame)
+        packet.timings_ms["decode"] = (time.perf_counter() - t0) * 1e3
+        yield packet
 
 
 class SequenceFromStamps:

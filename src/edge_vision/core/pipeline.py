@@ -32,7 +32,6 @@ class LocalLink(Generic[T]):
         *,
         maxsize: int = 4,
         drop_when_full: bool = False,
-        on_error: Callable[[str, BaseException], None] | None = None,
         on_drop: Callable[[T], None] | None = None,
     ) -> None:
         self.name = name
@@ -42,7 +41,6 @@ class LocalLink(Generic[T]):
         self.dropped = 0
         self.errors = 0
         self._queue: queue.Queue[object] = queue.Queue(maxsize=maxsize)
-        self._on_error = on_error
         self._thread = threading.Thread(target=self._run, name=f"link-{name}", daemon=True)
         self._thread.start()
 
@@ -70,11 +68,9 @@ class LocalLink(Generic[T]):
                 return
             try:
                 self.handler(item)  # type: ignore[arg-type]
-            except Exception as exc:  # one bad item must not kill the stage thread
+            except Exception:  # one bad item must not kill the stage thread
                 self.errors += 1
                 log.exception("stage %s failed on an item", self.name)
-                if self._on_error is not None:
-                    self._on_error(self.name, exc)
 
     def close(self, timeout: float | None = None) -> None:
         """Process what is queued, then stop the worker thread."""

@@ -11,8 +11,6 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from edge_vision.core import assets, plugins
 from edge_vision.core.detection.detector import Detector, load_labels
 from edge_vision.core.detections import Detections
@@ -137,8 +135,6 @@ class EventStage:
     def __init__(self, rules: Sequence[Rule], actions: Sequence[Action] = ()) -> None:
         self.rules = list(rules)
         self.actions = list(actions)
-        self.total = 0
-        self.by_kind: dict[str, int] = {}
 
     def process(self, packet: FramePacket) -> FramePacket:
         t0 = time.perf_counter()
@@ -149,10 +145,6 @@ class EventStage:
         if events:
             for action in self.actions:
                 action.handle(events, packet.frame, tracks)
-            for event in events:
-                key = f"{event.rule}:{event.kind}{':' + event.direction if event.direction else ''}"
-                self.by_kind[key] = self.by_kind.get(key, 0) + 1
-        self.total += len(events)
         packet.events = events
         packet.timings_ms["events"] = (time.perf_counter() - t0) * 1e3
         return packet
@@ -168,11 +160,3 @@ def build_actions(events: dict[str, Any]) -> list[Action]:
         Path(events["jsonl_path"]).parent.mkdir(parents=True, exist_ok=True)
         actions.append(plugins.create("actions", "jsonl", path=events["jsonl_path"]))
     return actions
-
-
-def class_histogram(class_ids: np.ndarray, labels: Sequence[str]) -> dict[str, int]:
-    names = [labels[i] if 0 <= i < len(labels) else str(i) for i in class_ids.tolist()]
-    histogram: dict[str, int] = {}
-    for name in names:
-        histogram[name] = histogram.get(name, 0) + 1
-    return histogram

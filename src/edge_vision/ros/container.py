@@ -6,6 +6,7 @@ visualizer), plus the ROS executor for parameters, timers and the lazily-publish
 
 from __future__ import annotations
 
+import sys
 import threading
 import time
 from typing import Any
@@ -22,7 +23,6 @@ from edge_vision.ros.nodes.detector import DetectorNode
 from edge_vision.ros.nodes.events import EventsNode
 from edge_vision.ros.nodes.tracker import TrackerNode
 from edge_vision.ros.nodes.visualizer import VisualizerNode
-from edge_vision.ros.runner import exit_with
 from edge_vision.ros.stage_node import StageNode
 
 
@@ -150,7 +150,6 @@ def run_composed(sections: dict[str, dict[str, Any]]) -> tuple[RunSummary, Pipel
 
 def main(args: list[str] | None = None) -> None:
     """``ros2 run edge_vision pipeline_container --ros-args --params-file config/pipeline.yaml``"""
-    import sys
 
     from edge_vision.core.errors import EdgeVisionError
 
@@ -160,7 +159,7 @@ def main(args: list[str] | None = None) -> None:
     except EdgeVisionError as exc:
         print(f"edge_vision: error: {exc}", file=sys.stderr)
         rclpy.shutdown()
-        exit_with(2)
+        sys.exit(2)
         return
     try:
         print(pipeline.run().format())

@@ -33,7 +33,3 @@ def run_node(factory: Callable[[], StageNode], args: list[str] | None = None) ->
             node.destroy_node()
         if rclpy.ok():
             rclpy.shutdown()
-
-
-def exit_with(code: int) -> None:
-    sys.exit(code)

@@ -71,11 +71,6 @@ def _descriptor(param: config.Param) -> ParameterDescriptor:
     return descriptor
 
 
-def _ros_value(param: config.Param, value: Any) -> Any:
-    # ROS parameters cannot hold an untyped empty list: keep the typed placeholder default instead.
-    return param.default if value == [] else value
-
-
 class StageNode(Node):
     section: ClassVar[str]
 
@@ -116,7 +111,7 @@ class StageNode(Node):
 
     def _declare(self, name: str, param: config.Param, value: Any) -> Any:
         try:
-            return self.declare_parameter(name, _ros_value(param, value), _descriptor(param)).value
+            return self.declare_parameter(name, config.ros_value(param, value), _descriptor(param)).value
         except Exception as exc:  # rclpy's InvalidParameterValueException and friends
             raise ConfigError(f"{self.section}.{name}: {exc}") from exc
 

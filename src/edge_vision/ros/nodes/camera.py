@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import sys
 import threading
 import time
 from typing import Any
@@ -11,10 +12,10 @@ from rclpy.duration import Duration
 from sensor_msgs.msg import Image
 
 from edge_vision.core.interfaces import Source
-from edge_vision.core.packet import FramePacket
+from edge_vision.core.packet import FramePacket, decoded_packets
 from edge_vision.core.stages import build_source
 from edge_vision.ros.conversions import frame_to_image
-from edge_vision.ros.runner import exit_with, run_node
+from edge_vision.ros.runner import run_node
 from edge_vision.ros.stage_node import Output, StageNode
 
 
@@ -40,15 +41,10 @@ class CameraNode(StageNode):
 
     def run(self) -> None:
         """Decode until the source ends or ``stop``; blocking (the container calls it on its main thread)."""
-        frames = self.source.frames()
         try:
-            while not self._stop.is_set():
-                t0 = time.perf_counter()
-                frame = next(frames, None)
-                if frame is None:
+            for packet in decoded_packets(self.source):
+                if self._stop.is_set():
                     break
-                packet = FramePacket(frame)
-                packet.timings_ms["decode"] = (time.perf_counter() - t0) * 1e3
                 self.statistics.add("decode", packet.timings_ms["decode"])
                 self.statistics.frames_decoded = self.frames_decoded
                 self.statistics.frames_skipped = self.frames_skipped
@@ -98,7 +94,7 @@ class CameraNode(StageNode):
 
 
 def main(args: list[str] | None = None) -> None:
-    exit_with(run_node(CameraNode, args))
+    sys.exit(run_node(CameraNode, args))
 
 
 if __name__ == "__main__":

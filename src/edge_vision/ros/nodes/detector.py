@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
@@ -20,7 +21,7 @@ from edge_vision.ros.conversions import (
     label_info,
     stamp_to_ns,
 )
-from edge_vision.ros.runner import exit_with, run_node
+from edge_vision.ros.runner import run_node
 from edge_vision.ros.stage_node import Output, StageNode
 
 LATCHED = QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL, reliability=ReliabilityPolicy.RELIABLE)
@@ -81,7 +82,7 @@ class DetectorNode(StageNode):
 
 
 def main(args: list[str] | None = None) -> None:
-    exit_with(run_node(DetectorNode, args))
+    sys.exit(run_node(DetectorNode, args))
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import time
 from typing import Any
 
@@ -12,7 +13,7 @@ from edge_vision.core.packet import FramePacket
 from edge_vision.core.stages import EventStage, build_actions, build_rules
 from edge_vision.ros.conversions import event_to_msg, stats_to_diagnostics, stats_to_msg
 from edge_vision.ros.nodes.labeled import LabeledNode
-from edge_vision.ros.runner import exit_with, run_node
+from edge_vision.ros.runner import run_node
 from edge_vision_msgs.msg import Event as EventMsg
 from edge_vision_msgs.msg import PipelineStats
 
@@ -74,7 +75,7 @@ class EventsNode(LabeledNode):
 
 
 def main(args: list[str] | None = None) -> None:
-    exit_with(run_node(EventsNode, args))
+    sys.exit(run_node(EventsNode, args))
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 from vision_msgs.msg import Detection2DArray
@@ -11,7 +12,7 @@ from edge_vision.core.packet import FramePacket
 from edge_vision.core.stages import TrackStage, build_tracker
 from edge_vision.ros.conversions import detections_to_msg, frame_header
 from edge_vision.ros.nodes.labeled import LabeledNode
-from edge_vision.ros.runner import exit_with, run_node
+from edge_vision.ros.runner import run_node
 from edge_vision.ros.stage_node import Output
 
 
@@ -39,7 +40,7 @@ class TrackerNode(LabeledNode):
 
 
 def main(args: list[str] | None = None) -> None:
-    exit_with(run_node(TrackerNode, args))
+    sys.exit(run_node(TrackerNode, args))
 
 
 if __name__ == "__main__":

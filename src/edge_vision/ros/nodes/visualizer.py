@@ -4,6 +4,7 @@ Annotation runs only when its output is wanted (a video file, or a subscriber to
 
 from __future__ import annotations
 
+import sys
 import time
 from collections import OrderedDict
 from collections.abc import Sequence
@@ -18,7 +19,7 @@ from edge_vision.core.interfaces import Rule
 from edge_vision.core.packet import FramePacket
 from edge_vision.ros.conversions import MessageError, frame_to_image, image_to_frame, stamp_to_ns
 from edge_vision.ros.nodes.labeled import LabeledNode
-from edge_vision.ros.runner import exit_with, run_node
+from edge_vision.ros.runner import run_node
 
 _PAIRING_CACHE = 60  # frames held while waiting for their partner message
 
@@ -91,7 +92,7 @@ class VisualizerNode(LabeledNode):
 
 
 def main(args: list[str] | None = None) -> None:
-    exit_with(run_node(VisualizerNode, args))
+    sys.exit(run_node(VisualizerNode, args))
 
 
 if __name__ == "__main__":
