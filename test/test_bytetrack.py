@@ -1,5 +1,6 @@
 """ByteTrack on synthetic scenes: real numpy/scipy, no mocks. Ground truth is known, so every test asserts the
-exact ids (or id changes) an object must get."""
+exact ids (or id changes) an object must get. Time comes from stamps: source frame t is stamped t * PERIOD_NS
+(30 fps), and its sequence number is informational only."""
 
 from __future__ import annotations
 
@@ -10,17 +11,19 @@ import numpy as np
 import pytest
 from numpy.typing import NDArray
 
+from edge_vision.core import plugins
 from edge_vision.core.detections import Detections
-from edge_vision.core.frame import Frame
+from edge_vision.core.errors import ConfigError
+from edge_vision.core.frame import Frame, FrameMeta
 from edge_vision.core.interfaces import Tracker
-from edge_vision.core.stages import build_tracker
 from edge_vision.core.tracking import ByteTrack
 
-PIXELS = np.zeros((1, 1, 3), np.uint8)  # the tracker never looks at pixels
+PERIOD_NS = 33_333_333  # 30 fps, truncated to whole ns as real stamps are
 
 
-def frame(sequence: int) -> Frame:
-    return Frame(PIXELS, sequence * 33_333_333, "cam", sequence)
+def frame(t: int, sequence: int | None = None) -> FrameMeta:
+    """Source frame ``t``: stamped t * PERIOD_NS; its sequence is ``t`` unless told otherwise."""
+    return FrameMeta(t * PERIOD_NS, "cam", t if sequence is None else sequence)
 
 
 @dataclass
@@ -67,25 +70,69 @@ def ids_by_object(out: Detections, dets: Detections, rows: list[int]) -> dict[in
 
 
 def run(
-    tracker: ByteTrack, objs: Sequence[Obj], frames: Sequence[int], seed: int = 0, noise: float = 1.0
+    tracker: ByteTrack,
+    objs: Sequence[Obj],
+    frames: Sequence[int],
+    seed: int = 0,
+    noise: float = 1.0,
+    renumber: bool = False,
 ) -> dict[int, dict[int, int]]:
     """Feed the given source frames; return {frame: {object: track id}}. The first frame is not shuffled, so
-    the objects present then get ids 1, 2, ... in object order."""
+    the objects present then get ids 1, 2, ... in object order. ``renumber``: sequence numbers count the
+    updates (0, 1, 2...) instead of the source frames, as a relay that numbers what it received would."""
     rng = np.random.default_rng(seed)
     history: dict[int, dict[int, int]] = {}
-    for t in frames:
+    for n, t in enumerate(frames):
         dets, rows = detections_at(objs, t, rng, noise, shuffle=t != frames[0])
-        out = tracker.update(dets, frame(t))
+        out = tracker.update(dets, frame(t, n if renumber else t))
         history[t] = ids_by_object(out, dets, rows)
     return history
 
 
-def test_is_a_tracker_and_builds_from_the_config_section() -> None:
+def test_is_a_tracker_and_builds_from_its_params() -> None:
     assert isinstance(ByteTrack(), Tracker)
     params = {"track_thresh": 0.5, "low_thresh": 0.1, "new_track_thresh": 0.6, "match_thresh": 0.8, "track_buffer": 30}
-    built = build_tracker({"tracker": "bytetrack", **params})
+    built = plugins.build("trackers", "bytetrack", {**params, "frame_rate": 25}, where="tracker")
     assert isinstance(built, ByteTrack)
-    assert (built.track_thresh, built.track_buffer, built.class_aware) == (0.5, 30, True)
+    assert (built.track_thresh, built.track_buffer, built.frame_rate, built.class_aware) == (0.5, 30, 25.0, True)
+    defaults = plugins.build("trackers", "bytetrack", {}, where="tracker")
+    assert (defaults.low_thresh, defaults.track_buffer, defaults.frame_rate) == (0.1, 30, 0.0)
+
+
+@pytest.mark.parametrize(
+    ("params", "message"),
+    [
+        ({"low_thresh": 0.6, "track_thresh": 0.5}, r"^tracker: low_thresh \(0.6\) must be <= track_thresh \(0.5\)$"),
+        ({"track_buffer": -1}, r"^tracker.track_buffer must be >= 0, got -1$"),
+        ({"frame_rate": -30.0}, r"^tracker.frame_rate must be >= 0.0, got -30.0$"),
+        ({"match_thresh": 1.5}, r"^tracker.match_thresh must be <= 1.0, got 1.5$"),
+        ({"track_buffer": 2.5}, r"^tracker.track_buffer must be of type int"),
+    ],
+)
+def test_bad_params_are_one_line_config_errors_naming_the_parameter(params: dict[str, float], message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        plugins.build("trackers", "bytetrack", params, where="tracker")
+
+
+def test_library_use_checks_the_same() -> None:
+    with pytest.raises(ConfigError, match=r"^low_thresh \(0.6\) must be <= track_thresh \(0.5\)$"):
+        ByteTrack(track_thresh=0.5, low_thresh=0.6)
+    with pytest.raises(ConfigError, match=r"^frame_rate must be a finite number >= 0"):
+        ByteTrack(frame_rate=float("nan"))
+
+
+def test_a_frame_works_as_meta() -> None:
+    # Anything with stamp_ns will do: a Frame as well as its FrameMeta.
+    obj = Obj((200, 200), (2, 0))
+    a, b = ByteTrack(), ByteTrack()
+    pixels = np.zeros((1, 1, 3), np.uint8)
+    for t in range(5):
+        dets = detections_at([obj], t)[0]
+        out_a = a.update(dets, frame(t))
+        out_b = b.update(dets, Frame(pixels, t * PERIOD_NS, "cam", t))
+        np.testing.assert_array_equal(out_a.track_ids, out_b.track_ids)
+    assert out_b.track_ids.tolist() == [1]
+    np.testing.assert_array_equal(a.predict(frame(7)).xyxy, b.predict(Frame(pixels, 7 * PERIOD_NS, "cam", 7)).xyxy)
 
 
 def test_linear_motion_keeps_ids_for_100_frames_and_output_follows_input_order() -> None:
@@ -226,9 +273,10 @@ def scene_for_skipping() -> list[Obj]:
 
 
 def test_feeding_every_third_frame_gives_the_same_ids_as_every_frame() -> None:
+    # With frame_rate set, a stamp gap of three periods is three Kalman steps (and three buffer frames).
     objs = scene_for_skipping()
     every = run(ByteTrack(), objs, range(120), seed=4, noise=0.5)
-    skipped = run(ByteTrack(), objs, range(0, 120, 3), seed=4, noise=0.5)
+    skipped = run(ByteTrack(frame_rate=30), objs, range(0, 120, 3), seed=4, noise=0.5)
     # the entering object is confirmed on frame 31 when every frame is fed, on 33 (its 2nd update) otherwise
     assert every[31][3] == 5 and skipped[33][3] == 5
     for t in range(0, 120, 3):
@@ -237,10 +285,10 @@ def test_feeding_every_third_frame_gives_the_same_ids_as_every_frame() -> None:
     assert every[117] == {0: 1, 1: 2, 2: 3, 3: 5, 4: 4}
 
 
-def test_lost_buffer_counts_source_frames_not_updates() -> None:
+def test_lost_buffer_counts_frames_at_the_nominal_rate_not_updates() -> None:
     # Missing for 20 source frames = 6-7 updates at every 3rd frame; track_buffer=10 must still expire it.
     obj = Obj((300, 300), (1, 0), visible=[t for t in range(90) if not 30 <= t < 50])
-    history = run(ByteTrack(track_buffer=10), [obj], range(0, 90, 3), noise=0.0)
+    history = run(ByteTrack(track_buffer=10, frame_rate=30), [obj], range(0, 90, 3), noise=0.0)
     assert history[27] == {0: 1}
     assert history[51] == {}  # new unconfirmed track
     assert history[54] == {0: 2}
@@ -252,23 +300,60 @@ def test_buffer_boundary_with_skipped_frames_matches_every_frame(reappears: int,
     # never fed, yet the outcome must be the one every-frame feeding gives.
     obj = Obj((300, 300), (1, 0), visible=[t for t in range(60) if not 27 < t < reappears])
     for frames in (range(60), range(0, 60, 3)):
-        history = run(ByteTrack(track_buffer=10), [obj], frames, noise=0.0)
+        history = run(ByteTrack(track_buffer=10, frame_rate=30), [obj], frames, noise=0.0)
         assert history[reappears + 3] == {0: 1 if same_id else 2}, f"frames {frames}"
 
 
-def test_irregular_gap_is_predicted_by_source_frame_index() -> None:
+@pytest.mark.parametrize("frame_rate", [0.0, 30.0])
+def test_irregular_gap_is_predicted_by_stamp_not_sequence(frame_rate: float) -> None:
     # 12 px/frame, 40 px wide boxes. After a 6-frame gap the box is 72 px further: only a prediction over six
-    # source frames still overlaps it.
+    # frames still overlaps it. The estimated period (frame_rate 0) is one frame from the updates before the gap.
     obj = Obj((100, 300), (12, 0))
-    for sequence_after_gap, expected_id in ((36, 1), (31, 2)):
-        tracker = ByteTrack()
+    for stamped_as, sequence, expected_id in ((36, 36, 1), (36, 31, 1), (31, 36, 2), (31, 31, 2)):
+        tracker = ByteTrack(frame_rate=frame_rate)
         for t in range(31):
             tracker.update(detections_at([obj], t)[0], frame(t))
-        dets = detections_at([obj], 36)[0]  # the detector really saw source frame 36
-        out = tracker.update(dets, frame(sequence_after_gap))  # ...claimed to be 36 (right) or 31 (wrong)
-        next_out = tracker.update(detections_at([obj], 37)[0], frame(sequence_after_gap + 1))
-        assert next_out.track_ids.tolist() == [expected_id]
+        dets = detections_at([obj], 36)[0]  # the detector really saw source frame 36...
+        out = tracker.update(dets, frame(stamped_as, sequence))  # ...stamped right (36) or wrong (31)
+        next_out = tracker.update(detections_at([obj], 37)[0], frame(stamped_as + 1, sequence + 1))
+        assert next_out.track_ids.tolist() == [expected_id], (stamped_as, sequence)
         assert len(out) == (1 if expected_id == 1 else 0)
+
+
+def test_dropped_frames_give_the_same_ids_whatever_the_sequence_numbers() -> None:
+    # A lossy transport loses 10% of the detection messages; a relay may renumber what arrives. Only the stamps
+    # decide, so both runs agree with each other, and with the lossless run on every frame that was delivered.
+    objs = scene_for_skipping()
+    rng = np.random.default_rng(11)
+    lost = set(rng.choice(np.arange(1, 120), size=12, replace=False).tolist())
+    delivered = [t for t in range(120) if t not in lost]
+    consistent = run(ByteTrack(), objs, delivered, seed=7, noise=0.5)
+    renumbered = run(ByteTrack(), objs, delivered, seed=7, noise=0.5, renumber=True)
+    assert consistent == renumbered
+    every = run(ByteTrack(), objs, range(120), seed=7, noise=0.5)
+    final = {0: 1, 1: 2, 2: 3, 3: 5, 4: 4}
+    assert every[119] == final and consistent[delivered[-1]] == final
+    # Same ids wherever both runs output the object (an entering object is confirmed one update later).
+    for t in delivered:
+        assert all(every[t][o] == i for o, i in consistent[t].items()), f"frame {t}"
+
+
+def test_jittered_stamps_round_to_whole_frames() -> None:
+    # Stamps jittering around the period still make one Kalman step per frame: the filter state is that of
+    # exact stamps. Gaps vary by 2 * jitter, so with frame_rate given that holds while jitter < P / 4 (8 ms of
+    # 33.3 ms); an estimated period (frame_rate 0) is the smallest gap, P - 2 * jitter, so < P / 10 (3 ms).
+    objs = scene_for_skipping()
+    reference = ByteTrack(frame_rate=30)
+    exact = run(reference, objs, range(120), seed=8, noise=0.5)
+    for frame_rate, jitter_ns in ((30.0, 8_000_000), (0.0, 3_000_000)):
+        jitter = np.random.default_rng(9).integers(-jitter_ns, jitter_ns + 1, size=120)
+        tracker = ByteTrack(frame_rate=frame_rate)
+        rng = np.random.default_rng(8)
+        for t in range(120):
+            dets, rows = detections_at(objs, t, rng, 0.5, shuffle=t != 0)
+            out = tracker.update(dets, FrameMeta(t * PERIOD_NS + int(jitter[t]), "cam", t))
+            assert ids_by_object(out, dets, rows) == exact[t], (frame_rate, t)
+        np.testing.assert_array_equal(tracker._tracks.mean, reference._tracks.mean)
 
 
 def test_predict_moves_boxes_along_velocity_without_changing_state() -> None:
@@ -301,7 +386,7 @@ def test_predict_moves_boxes_along_velocity_without_changing_state() -> None:
 
 
 def test_predict_before_any_update_and_after_the_buffer_is_empty() -> None:
-    tracker = ByteTrack(track_buffer=5)
+    tracker = ByteTrack(track_buffer=5, frame_rate=30)  # one update: the period must be given
     assert len(tracker.predict(frame(0))) == 0
     tracker.update(detections_at([Obj((100, 100), (1, 0))], 0)[0], frame(0))
     assert tracker.predict(frame(6)).track_ids.tolist() == [1]

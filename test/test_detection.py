@@ -8,11 +8,14 @@ import cv2
 import numpy as np
 import pytest
 
+from edge_vision.core import plugins
 from edge_vision.core.detection import Detector
 from edge_vision.core.detection.adapters import guess_adapter
 from edge_vision.core.detection.letterbox import letterbox
 from edge_vision.core.detection.nms import nms_class_aware
+from edge_vision.core.detection.onnxruntime_backend import OnnxRuntimeBackend
 from edge_vision.core.errors import ConfigError, ModelError, PluginError
+from edge_vision.core.interfaces import InferenceBackend, ModelAdapter
 
 
 def names(detector: Detector, image: np.ndarray) -> list[str]:
@@ -115,3 +118,46 @@ def test_unknown_adapter_lists_the_choices(model: Path) -> None:
 def test_model_without_names_needs_labels(model: Path) -> None:
     with pytest.raises(ConfigError, match="embeds no class names"):
         Detector.from_config(model)
+
+
+def test_backend_and_adapter_satisfy_their_protocols(yolox: Detector) -> None:
+    assert isinstance(yolox.backend, InferenceBackend) and isinstance(yolox.adapter, ModelAdapter)
+    assert [p.name for p in OnnxRuntimeBackend.PARAMS] == ["providers", "intra_op_threads", "allow_spinning"]
+    assert type(yolox.adapter).PARAMS == ()
+    assert yolox.backend.input_size == (416, 416)
+
+
+def test_backend_params_are_validated_with_the_section_name(model: Path) -> None:
+    labels = model.parent / "coco80_names.txt"
+    detector = Detector.from_config(
+        model,
+        labels=labels,
+        backend_params={"providers": ["CPUExecutionProvider"], "intra_op_threads": 1, "allow_spinning": False},
+    )
+    assert detector.backend.providers == ["CPUExecutionProvider"]
+    with pytest.raises(ConfigError, match=r"unknown parameter\(s\) detector.threads"):
+        Detector.from_config(model, labels=labels, backend_params={"threads": 2})
+    with pytest.raises(ConfigError, match=r"detector.providers must be a list"):
+        Detector.from_config(model, labels=labels, backend_params={"providers": "CPUExecutionProvider"})
+    with pytest.raises(ConfigError, match=r"detector.intra_op_threads must be >= 0"):
+        Detector.from_config(model, labels=labels, backend_params={"intra_op_threads": -1})
+    with pytest.raises(ConfigError, match=r"execution providers \['NopeExecutionProvider'\] not available"):
+        Detector.from_config(model, labels=labels, backend_params={"providers": ["NopeExecutionProvider"]})
+
+
+class _PartialBackend:
+    """Loads nothing and lacks most of InferenceBackend."""
+
+    PARAMS = ()
+
+    def __init__(self, model_path: str) -> None:
+        self.input_name = "images"
+
+    def infer(self, tensor: np.ndarray) -> list[np.ndarray]:
+        return []
+
+
+def test_backend_missing_protocol_members_is_named(model: Path) -> None:
+    plugins.register("backends", "test-partial", _PartialBackend)
+    with pytest.raises(PluginError, match=r"does not implement InferenceBackend: it lacks class_names, input_shape, "):
+        Detector.from_config(model, backend="test-partial", labels=model.parent / "coco80_names.txt")

@@ -141,17 +141,28 @@ def test_pipeline_stats_fields() -> None:
         "last_ms": "float",
         "mean_ms": "float",
         "max_ms": "float",
+        "p50_ms": "float",
+        "p99_ms": "float",
+        "fps": "float",
+        "processed": "uint64",
+        "errors": "uint64",
+        "dropped": "uint64",
+        "queue_depth": "uint32",
     }
     assert ev.PipelineStats.get_fields_and_field_types() == {
         "header": "std_msgs/Header",
         "camera_id": "string",
+        "level": "octet",
+        "message": "string",
         "stages": "sequence<edge_vision_msgs/StageLatency>",
         "fps": "float",
         "pipeline_latency_ms": "float",
+        "pipeline_latency_p99_ms": "float",
         "frames_decoded": "uint64",
         "frames_processed": "uint64",
         "frames_skipped": "uint64",
         "frames_dropped": "uint64",
+        "errors": "uint64",
     }
 
 
@@ -180,6 +191,7 @@ def test_pipeline_stats_round_trip() -> None:
     ]
     msg.fps, msg.pipeline_latency_ms = 29.75, 61.5
     msg.frames_decoded, msg.frames_processed, msg.frames_skipped, msg.frames_dropped = 1000, 480, 500, 20
+    msg.level, msg.message, msg.errors = b"\x01", "dropping frames", 3
     back = deserialize_message(serialize_message(msg), ev.PipelineStats)
     assert back == msg
     assert [s.name for s in back.stages] == ["decode", "infer"] and back.stages[1].max_ms == 48.0

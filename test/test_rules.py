@@ -1,4 +1,5 @@
-"""Zone and line rules on synthetic tracks: events, debounce, hysteresis, filters, and bad configs."""
+"""Zone and line rules on synthetic tracks: events, debounce, hysteresis, filters, time from stamps, drawing,
+and bad configs."""
 
 from __future__ import annotations
 
@@ -11,18 +12,19 @@ import pytest
 from edge_vision.core import plugins
 from edge_vision.core.detections import Detections
 from edge_vision.core.errors import ConfigError
-from edge_vision.core.frame import Frame
+from edge_vision.core.frame import Frame, FrameMeta
 from edge_vision.core.interfaces import Rule
 from edge_vision.core.rules import LineCrossingRule, PolygonZoneRule
 from edge_vision.core.rules.geometry import crosses_segment, points_in_polygon, signed_distance
 
 LABELS = ["person", "bicycle", "car"]
-SQUARE = [[100, 100], [200, 100], [200, 200], [100, 200]]
-IMAGE = np.zeros((480, 640, 3), np.uint8)
+SQUARE = [100, 100, 200, 100, 200, 200, 100, 200]  # flat [x1, y1, x2, y2, ...], as ROS parameters hold it
+SQUARE_PAIRS = [[100, 100], [200, 100], [200, 200], [100, 200]]  # the same, as library users may write it
 
 
-def frame(sequence: int) -> Frame:
-    return Frame(IMAGE, stamp_ns=1_000_000_000 + sequence * 100_000_000, camera_id="cam7", sequence=sequence)
+def frame(sequence: int) -> FrameMeta:
+    """Frames 100 ms apart (10 fps), from t = 1 s."""
+    return FrameMeta(stamp_ns=1_000_000_000 + sequence * 100_000_000, camera_id="cam7", sequence=sequence)
 
 
 def tracks(*objects: tuple[float, float, int, int]) -> Detections:
@@ -113,7 +115,7 @@ def test_zone_anchor_choice_matters() -> None:
 
 
 def test_zone_counts_occupancy_of_visible_tracks_and_forgets_quietly() -> None:
-    zone = PolygonZoneRule(name="z", polygon=SQUARE, forget_after_frames=5)
+    zone = PolygonZoneRule(name="z", polygon=SQUARE, forget_after_s=0.5)
     events = zone.update(tracks((150, 150, 1, 0), (160, 160, 2, 0), (20, 20, 3, 0)), frame(0))
     assert sorted(e.track_id for e in events) == [1, 2] and zone.occupancy == 2
     assert zone.update(tracks((150, 150, 1, 0)), frame(1)) == [] and zone.occupancy == 1
@@ -125,7 +127,7 @@ def test_zone_counts_occupancy_of_visible_tracks_and_forgets_quietly() -> None:
 
 
 def test_zone_exit_on_lost_emits_exit_when_forgetting() -> None:
-    zone = PolygonZoneRule(name="z", polygon=SQUARE, forget_after_frames=3, exit_on_lost=True)
+    zone = PolygonZoneRule(name="z", polygon=SQUARE, forget_after_s=0.3, exit_on_lost=True)
     zone.update(tracks((150, 150, 9, 2)), frame(10))
     kinds = [
         [(e.kind, e.track_id, e.sequence) for e in zone.update(Detections.empty(), frame(s))] for s in range(11, 15)
@@ -139,6 +141,43 @@ def test_zone_class_filter_and_untracked_are_ignored() -> None:
     events = zone.update(tracks((150, 150, 1, 0), (150, 150, 2, 2), (150, 150, -1, 2)), frame(0))
     assert [(e.track_id, e.class_name) for e in events] == [(2, "car")]
     assert zone.occupancy == 1
+
+
+def test_forgetting_is_timed_by_stamps_not_by_frames_or_sequence() -> None:
+    # Sparse updates (every_nth, a lossy link) whose sequence numbers jump about: forget_after_s=0.5 keeps a
+    # track unseen for up to 0.5 s however many frames went by, and forgets it after that.
+    zone = PolygonZoneRule(name="z", polygon=SQUARE, forget_after_s=0.5, exit_on_lost=True)
+    at = 1_000_000_000
+
+    def meta(seconds: float, sequence: int) -> FrameMeta:
+        return FrameMeta(at + round(seconds * 1e9), "cam7", sequence)
+
+    def kinds(seconds: float, sequence: int, *objects: tuple[float, float, int, int]) -> list[tuple[str, int]]:
+        return [(e.kind, e.sequence) for e in zone.update(tracks(*objects), meta(seconds, sequence))]
+
+    assert kinds(0.0, 0, (150, 150, 1, 0)) == [("zone_enter", 0)]
+    assert kinds(0.4, 1000) == []  # 1000 "frames" later: still remembered
+    assert kinds(0.45, 3, (150, 150, 1, 0)) == []  # back within 0.5 s: no second enter
+    assert kinds(0.9, 4) == []
+    assert kinds(1.0, 5) == [("zone_exit", 5)]  # unseen for 0.55 s
+    # Back after 0.6 s with no update in between: forgotten all the same, so it leaves and enters afresh.
+    assert kinds(1.1, 6, (150, 150, 2, 0)) == [("zone_enter", 6)]
+    assert kinds(1.7, 7, (150, 150, 2, 0)) == [("zone_exit", 7), ("zone_enter", 7)]
+
+
+def test_a_frame_works_as_meta() -> None:
+    zone = PolygonZoneRule(name="z", polygon=SQUARE)
+    image = np.zeros((480, 640, 3), np.uint8)
+    (event,) = zone.update(tracks((150, 150, 1, 0)), Frame(image, 5_000, "cam2", 9))
+    assert (event.camera_id, event.stamp_ns, event.sequence) == ("cam2", 5_000, 9)
+
+
+def test_nested_pairs_and_arrays_are_accepted_for_library_users() -> None:
+    for polygon in (SQUARE, SQUARE_PAIRS, np.array(SQUARE_PAIRS, np.float32)):
+        zone = PolygonZoneRule(name="z", polygon=polygon)
+        assert zone.polygon.tolist() == [[100.0, 100.0], [200.0, 100.0], [200.0, 200.0], [100.0, 200.0]]
+    line = LineCrossingRule(name="l", start=np.array([0, 5]), end=[[10, 5]])
+    assert (line.start.tolist(), line.end.tolist()) == ([0.0, 5.0], [10.0, 5.0])
 
 
 def test_class_name_falls_back_to_the_id() -> None:
@@ -210,7 +249,7 @@ def test_line_class_filter_and_untracked() -> None:
 
 
 def test_line_forgets_vanished_tracks() -> None:
-    line = horizontal_line(forget_after_frames=2)
+    line = horizontal_line(forget_after_s=0.2)
     line.update(tracks((200, 150, 1, 0)), frame(0))
     for seq in (1, 2, 3):
         line.update(Detections.empty(), frame(seq))
@@ -223,6 +262,138 @@ def test_rules_are_registered_plugins_and_satisfy_the_protocol() -> None:
     line = plugins.create("rules", "line", name="l", labels=LABELS, start=[0, 0], end=[10, 0], classes=["person"])
     assert isinstance(zone, PolygonZoneRule) and isinstance(zone, Rule) and zone.min_frames == 2
     assert isinstance(line, LineCrossingRule) and isinstance(line, Rule)
+
+
+def test_rules_build_from_their_params_with_ros_style_values() -> None:
+    # What a ROS parameter file holds: flat float lists, [""] for "every class", unset keys at their defaults.
+    zone = plugins.build(
+        "rules",
+        "zone",
+        {"polygon": [float(v) for v in SQUARE], "classes": [""], "forget_after_s": 2.5, "exit_on_lost": True},
+        where="events.rules.door",
+        name="door",
+        labels=LABELS,
+    )
+    assert isinstance(zone, PolygonZoneRule) and zone.name == "door" and zone.labels == LABELS
+    assert (zone.polygon.shape, zone.forget_after_s, zone.exit_on_lost, zone.min_frames) == ((4, 2), 2.5, True, 1)
+    line = plugins.build(
+        "rules", "line", {"start": [100.0, 200.0], "end": [300.0, 200.0]}, where="events.rules.gate", name="gate"
+    )
+    assert isinstance(line, LineCrossingRule) and (line.min_distance, line.forget_after_s) == (2.0, 10.0)
+    assert {p.name for p in PolygonZoneRule.PARAMS} == {
+        "polygon",
+        "classes",
+        "anchor",
+        "min_frames",
+        "forget_after_s",
+        "exit_on_lost",
+    }
+    assert {p.name for p in LineCrossingRule.PARAMS} == {
+        "start",
+        "end",
+        "classes",
+        "anchor",
+        "min_distance",
+        "min_frames",
+        "forget_after_s",
+    }
+
+
+@pytest.mark.parametrize(
+    ("kind", "values", "message"),
+    [
+        ("zone", {}, r"^events.rules.door: rule 'door': polygon is empty"),
+        ("zone", {"polygon": [1.0, 2.0, 3.0]}, r"^events.rules.door: rule 'door': polygon has an odd number"),
+        ("zone", {"polygon": [0.0, 0.0, 9.0, 9.0]}, r"rule 'door': polygon needs >= 3 \[x, y\] points, got 2"),
+        ("zone", {"forget_after_s": 0.0}, r"^events.rules.door: rule 'door': forget_after_s must be a number > 0.0"),
+        ("zone", {"polygon": SQUARE, "anchor": "top"}, r"^events.rules.door.anchor must be one of"),
+        ("zone", {"polygon": SQUARE, "min_frame": 2}, r"^unknown parameter\(s\) events.rules.door.min_frame "),
+        ("line", {"end": [1.0, 1.0]}, r"^events.rules.door: rule 'door': start is empty"),
+        ("line", {"start": [1.0, 1.0], "end": [1.0, 1.0, 2.0, 2.0]}, r"rule 'door': end must be one \[x, y\] point"),
+        ("line", {"start": [0.0, 0.0], "end": [9.0, 9.0], "forget_after_s": -1.0}, r"forget_after_s must be >= 0.0"),
+    ],
+)
+def test_bad_params_through_the_builder_are_one_line_errors(kind: str, values: dict[str, Any], message: str) -> None:
+    with pytest.raises(ConfigError, match=message) as caught:
+        plugins.build("rules", kind, values, where="events.rules.door", name="door", labels=LABELS)
+    assert "\n" not in str(caught.value)
+
+
+# --- geometry against the source frame ------------------------------------------------------------------------
+
+
+def test_check_frame_accepts_geometry_inside_the_frame_including_its_edges() -> None:
+    PolygonZoneRule(name="all", polygon=[0, 0, 640, 0, 640, 480, 0, 480]).check_frame(640, 480)
+    LineCrossingRule(name="l", start=[0, 240], end=[640, 240]).check_frame(640, 480)
+    PolygonZoneRule(name="z", polygon=[0, 0, 0.5, 0, 0.5, 0.5]).check_frame(0, 0)  # size unknown: no check
+
+
+@pytest.mark.parametrize(
+    ("rule", "message"),
+    [
+        (
+            PolygonZoneRule(name="door", polygon=[100, 100, 700, 100, 700, 200]),
+            r"^rule 'door': polygon point \(700, 100\) is outside the 640x480 source frame",
+        ),
+        (
+            PolygonZoneRule(name="door", polygon=[10, 10, 20, -1, 20, 20]),
+            r"^rule 'door': polygon point \(20, -1\) is outside",
+        ),
+        (
+            LineCrossingRule(name="gate", start=[10, 10], end=[100, 481]),
+            r"^rule 'gate': end point \(100, 481\) is outside the 640x480 source frame",
+        ),
+        (
+            PolygonZoneRule(name="door", polygon=[0.1, 0.1, 0.9, 0.1, 0.9, 0.9]),
+            r"^rule 'door': polygon lie within 0..1 .*: coordinates are source pixels, not normalised$",
+        ),
+        (
+            LineCrossingRule(name="gate", start=[0, 0.5], end=[1, 0.5]),
+            r"^rule 'gate': start and end lie within 0..1 .*: coordinates are source pixels, not normalised$",
+        ),
+    ],
+)
+def test_check_frame_names_the_rule_and_parameter(rule: Rule, message: str) -> None:
+    with pytest.raises(ConfigError, match=message) as caught:
+        rule.check_frame(640, 480)
+    assert "\n" not in str(caught.value)
+
+
+# --- drawing ------------------------------------------------------------------------------------------------
+
+
+def test_rules_draw_themselves_in_place_with_their_counters() -> None:
+    zone = PolygonZoneRule(name="dock", polygon=[10, 180, 120, 180, 120, 230, 10, 230])
+    line = LineCrossingRule(name="gate", start=[150, 20], end=[150, 220])
+    blank = np.full((240, 320, 3), 90, np.uint8)
+    image = blank.copy()
+    zone.draw(image)
+    line.draw(image)
+    assert tuple(image[205, 60]) != (90, 90, 90)  # zone fill
+    assert tuple(image[120, 150]) == (255, 255, 255)  # the line
+    assert tuple(image[235, 315]) == (90, 90, 90)  # far from both
+    # The label shows the counters: one more entry changes the pixels of the drawing.
+    before = image.copy()
+    zone.update(tracks((60, 200, 1, 0)), frame(0))
+    after = blank.copy()
+    zone.draw(after)
+    line.draw(after)
+    assert not np.array_equal(before, after)
+    with pytest.raises(ValueError, match="HxWx3 uint8"):
+        zone.draw(np.zeros((10, 10), np.uint8))
+
+
+def test_reset_forgets_tracks_and_counters() -> None:
+    zone = PolygonZoneRule(name="z", polygon=SQUARE)
+    line = horizontal_line()
+    zone.update(tracks((150, 150, 1, 0)), frame(0))
+    run(line, [(200, 150), (200, 250)])
+    zone.reset()
+    line.reset()
+    assert (zone.enter_count, zone.occupancy, line.in_count, line.out_count) == (0, 0, 0, 0)
+    # Forgotten: the same track inside enters again; the line sees a first sighting, not a crossing.
+    assert [e.kind for e in zone.update(tracks((150, 150, 1, 0)), frame(2))] == ["zone_enter"]
+    assert line.update(tracks((200, 150, 1, 0)), frame(2)) == []
 
 
 def test_empty_class_names_mean_every_class() -> None:
@@ -238,10 +409,17 @@ def test_empty_class_names_mean_every_class() -> None:
     [
         (
             {"polygon": [[0, 0], [10, 0]]},
-            r"zone rule 'z': polygon must be >= 3 \[x, y\] pairs, got \[\[0, 0\], \[10, 0\]\]",
+            r"^rule 'z': polygon needs >= 3 \[x, y\] points, got 2: \[\[0, 0\], \[10, 0\]\]$",
         ),
-        ({"polygon": [[0, 0], [10, 0], [20, 0]]}, r"zone rule 'z': polygon has zero area"),
-        ({"polygon": [[0, 0], [10, "a"], [0, 10]]}, r"polygon must be numeric"),
+        ({"polygon": [0, 0, 10, 0]}, r"^rule 'z': polygon needs >= 3 \[x, y\] points, got 2: \[0, 0, 10, 0\]$"),
+        ({"polygon": []}, r"^rule 'z': polygon is empty: give >= 3 \[x, y\] point\(s\)"),
+        ({"polygon": [0, 0, 10, 0, 5]}, r"^rule 'z': polygon has an odd number of coordinates \(5\)"),
+        ({"polygon": [[0, 0], [10, 0, 1], [0, 10]]}, r"^rule 'z': polygon must be \[x, y\] pairs"),
+        ({"polygon": [[0, 0], 10, 0, [0, 10]]}, r"^rule 'z': polygon mixes numbers and \[x, y\] pairs"),
+        ({"polygon": "0 0 10 0 0 10"}, r"^rule 'z': polygon must be a flat \[x1, y1, x2, y2, ...\] list"),
+        ({"polygon": [0, 0, 10, 0, 20, 0]}, r"^rule 'z': polygon has zero area"),
+        ({"polygon": [[0, 0], [10, "a"], [0, 10]]}, r"^rule 'z': polygon must be numbers"),
+        ({"polygon": [0, 0, 10, float("inf"), 0, 10]}, r"^rule 'z': polygon must be finite"),
         ({"polygon": SQUARE, "min_frames": 0}, r"rule 'z': min_frames must be an integer >= 1, got 0"),
         ({"polygon": SQUARE, "min_frames": True}, r"min_frames must be an integer >= 1, got True"),
         (
@@ -250,7 +428,8 @@ def test_empty_class_names_mean_every_class() -> None:
         ),
         ({"polygon": SQUARE, "classes": ["dog"]}, r"rule 'z': class 'dog' in classes is not a model label"),
         ({"polygon": SQUARE, "classes": "person"}, r"classes must be a list of class names, got the string 'person'"),
-        ({"polygon": SQUARE, "forget_after_frames": -1}, r"forget_after_frames must be an integer >= 1, got -1"),
+        ({"polygon": SQUARE, "forget_after_s": -1}, r"rule 'z': forget_after_s must be a number > 0.0, got -1"),
+        ({"polygon": SQUARE, "forget_after_s": 0}, r"forget_after_s must be a number > 0.0, got 0"),
         ({"polygon": SQUARE, "exit_on_lost": "yes"}, r"exit_on_lost must be true or false, got 'yes'"),
     ],
 )
@@ -262,9 +441,11 @@ def test_bad_zone_config_names_the_problem(params: dict[str, Any], message: str)
 @pytest.mark.parametrize(
     ("params", "message"),
     [
-        ({"start": [5, 5], "end": [5, 5]}, r"line rule 'l': start and end are the same point \[5.0, 5.0\]"),
-        ({"start": [5], "end": [5, 5]}, r"line rule 'l': start and end must be \[x, y\] points"),
-        ({"start": [0, 0], "end": [1, float("nan")]}, r"must be finite"),
+        ({"start": [5, 5], "end": [5, 5]}, r"^rule 'l': start and end are the same point \[5.0, 5.0\]$"),
+        ({"start": [5], "end": [5, 5]}, r"^rule 'l': start has an odd number of coordinates \(1\): \[5\]$"),
+        ({"start": [], "end": [5, 5]}, r"^rule 'l': start is empty"),
+        ({"start": [0, 0], "end": [1, 1, 2, 2]}, r"^rule 'l': end must be one \[x, y\] point, got \[1, 1, 2, 2\]$"),
+        ({"start": [0, 0], "end": [1, float("nan")]}, r"^rule 'l': end must be finite"),
         (
             {"start": [0, 0], "end": [9, 9], "min_distance": -1},
             r"rule 'l': min_distance must be a number >= 0.0, got -1",

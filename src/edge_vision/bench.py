@@ -20,9 +20,10 @@ import numpy as np
 from edge_vision.core import config
 from edge_vision.core.detections import Detections
 from edge_vision.core.packet import decoded_packets
-from edge_vision.core.stages import (
+from edge_vision.core.runtime.build import (
     DetectStage,
     EventStage,
+    Pipeline,
     TrackStage,
     build_detector,
     build_rules,
@@ -44,18 +45,20 @@ def measure_stages(sections: dict[str, dict[str, Any]], frames: int) -> tuple[di
     camera = dict(sections["camera"], max_frames=frames, rate=0.0, loop=True)
     source = build_source(camera)
     detector = build_detector(sections["detector"])
-    detect, track = DetectStage(detector), TrackStage(build_tracker(sections["tracker"]))
-    events = EventStage(build_rules(sections["events"], detector.labels))
+    detect, track = DetectStage([detector]), TrackStage(build_tracker(sections["tracker"]))
+    events = EventStage(build_rules(sections["events"]["rules"], detector.labels), lambda exc: None)
     timings: dict[str, list[float]] = {name: [] for name in STAGE_ORDER}
     tensors: list[np.ndarray] = []
     for packet in decoded_packets(source):
         frame = packet.frame
-        for stage in (detect, track, events):
-            stage.process(packet)
+        detect.process(packet)
+        track.process(packet)
+        events.process(packet)
         t1 = time.perf_counter()
         # What publishing costs when somebody subscribes: building the Image and Detection2DArray messages.
         frame_to_image(frame)
-        detections_to_msg(packet.tracks or Detections.empty(), frame_header(frame), detector.labels)
+        tracks = packet.tracks if packet.tracks is not None else Detections.empty()
+        detections_to_msg(tracks, frame_header(frame), detector.labels)
         packet.timings_ms["publish"] = (time.perf_counter() - t1) * 1e3
         for name in STAGE_ORDER:
             timings[name].append(packet.timings_ms[name])
@@ -97,19 +100,21 @@ def measure_model_only(
 
 
 def measure_composed(sections: dict[str, dict[str, Any]], frames: int) -> dict[str, Any]:
-    from edge_vision.ros.container import run_composed
-
+    """The composed runtime (core graph, no ROS: with no subscriber the ROS ports do nothing)."""
     run_sections = {k: dict(v) for k, v in sections.items()}
     run_sections["camera"].update(max_frames=frames, rate=0.0, loop=True)
     run_sections["visualizer"]["video_path"] = ""
-    run_sections["events"]["jsonl_path"] = ""
-    summary, statistics = run_composed(run_sections)
-    latency = list(statistics.latency_ms)
+    run_sections["events"]["actions"] = {}
+    pipeline = Pipeline(run_sections)
+    pipeline.run()
+    report = pipeline.health.report()
+    summary = pipeline.summary
     return {
         "fps": summary.frames / summary.seconds,
         "frames": summary.frames,
-        "latency_ms_p50": _percentile(latency, 50),
-        "latency_ms_p95": _percentile(latency, 95),
+        "latency_ms_p50": report.latency_p50_ms,
+        "latency_ms_p99": report.latency_p99_ms,
+        "stages": {s.name: {"p50_ms": s.p50_ms, "p99_ms": s.p99_ms, "dropped": s.dropped} for s in report.stages},
     }
 
 
@@ -124,7 +129,7 @@ def measure_separate(sections: dict[str, dict[str, Any]], frames: int) -> dict[s
     run_sections = {k: dict(v) for k, v in sections.items()}
     run_sections["camera"].update(max_frames=frames, rate=0.0, loop=True, wait_for_subscribers=1)
     run_sections["visualizer"]["video_path"] = ""
-    run_sections["events"]["jsonl_path"] = ""
+    run_sections["events"]["actions"] = {}
     stamps: list[float] = []
     with tempfile.TemporaryDirectory() as tmp:
         params = config.write_ros_parameters(
@@ -189,8 +194,8 @@ def run_bench(sections: dict[str, dict[str, Any]], *, frames: int, json_path: st
     print(f"{label:<46} {ceiling_fps:8.1f} fps")
     print(f"{'composed pipeline (decode->events, threads)':<46} {composed['fps']:8.1f} fps  = {ratio:.2f}x model-only")
     print(f"{'':<46} {'':8}      = {composed['fps'] / ceiling_fps:.2f}x model-only at the pipeline's settings")
-    p50, p95 = composed["latency_ms_p50"], composed["latency_ms_p95"]
-    print(f"{'composed end-to-end latency p50 / p95':<46} {p50:8.1f} / {p95:.1f} ms")
+    p50, p99 = composed["latency_ms_p50"], composed["latency_ms_p99"]
+    print(f"{'composed end-to-end latency p50 / p99':<46} {p50:8.1f} / {p99:.1f} ms")
     if separate_result is not None:
         sep_ratio = separate_result["fps"] / model_fps if model_fps else 0.0
         print(

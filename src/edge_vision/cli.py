@@ -1,7 +1,8 @@
-"""``edge-vision``: run the composed pipeline on a config, or benchmark it.
+"""``edge-vision``: run the composed pipeline on a config, benchmark it, or print the config schema.
 
 edge-vision run [config.yaml] [--video URI] [--model PATH] [--output-dir DIR] [--max-frames N]
 edge-vision bench [config.yaml] [--frames N] [--json PATH]
+edge-vision schema        (JSON Schema of the config: sections and every installed plugin's parameters)
 """
 
 from __future__ import annotations
@@ -25,29 +26,58 @@ def load_sections(path: str | None, args: argparse.Namespace) -> dict[str, dict[
         "detector": {"model": getattr(args, "model", None), "labels": getattr(args, "labels", None)},
     }
     for section, values in overrides.items():
-        for key, value in values.items():
-            if value is not None:
-                sections[section][key] = config.SCHEMA[section][key].validate(section, value)
+        given = {k: v for k, v in values.items() if v is not None}
+        if given:
+            body = {k: v for k, v in sections[section].items() if k != "cameras"}
+            body.update(sections[section].get("cameras", {}))
+            body.update(given)
+            sections[section] = config.resolve(section, body)
     return sections
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from edge_vision.ros.container import run_composed
+    import rclpy
+    from rclpy.context import Context
+
+    from edge_vision.ros.container import RosPipeline, failure_line
 
     sections = load_sections(args.config, args)
     out = Path(args.output_dir)
     out.mkdir(parents=True, exist_ok=True)
     sections["visualizer"]["video_path"] = sections["visualizer"]["video_path"] or str(out / "annotated.mp4")
-    sections["events"]["jsonl_path"] = sections["events"]["jsonl_path"] or str(out / "events.jsonl")
-    events_path = Path(sections["events"]["jsonl_path"])
-    if events_path.exists():
-        events_path.unlink()  # one run, one log: appending to an old run's events would mislead the summary
-    summary, _ = run_composed(sections)
-    result = summary.to_dict()
-    result["outputs"] = {"video": sections["visualizer"]["video_path"], "events": str(events_path)}
-    (out / "summary.json").write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
-    print(summary.format())
-    print(f"annotated video: {result['outputs']['video']}\nevents: {events_path}\nsummary: {out / 'summary.json'}")
+    sections["events"]["output_dir"] = sections["events"]["output_dir"] or str(out)
+    context = Context()
+    rclpy.init(args=[], context=context)
+    pipeline: RosPipeline | None = None
+    try:
+        pipeline = RosPipeline(sections=sections, context=context)
+        code = pipeline.run()
+        assert pipeline.pipeline is not None
+        summary = pipeline.pipeline.summary
+        result = summary.to_dict()
+        result["ok"] = code == 0
+        result["health"] = pipeline.health.report().message
+        result["outputs"] = {"video": sections["visualizer"]["video_path"], "events": str(out)}
+        # Written under a temporary name and renamed: a reader never sees half a summary.
+        temporary = out / ".summary.json.tmp"
+        temporary.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+        temporary.replace(out / "summary.json")
+        print(summary.format())
+        print(f"annotated video: {result['outputs']['video']}\noutputs in: {out}\nsummary: {out / 'summary.json'}")
+        if code and (line := failure_line(pipeline)):
+            print(f"edge-vision: error: {line}", file=sys.stderr)
+        return code
+    finally:
+        if pipeline is not None:
+            pipeline.destroy()
+        if context.ok():
+            rclpy.shutdown(context=context)
+
+
+def cmd_schema(args: argparse.Namespace) -> int:
+    from edge_vision.core.schema import json_schema
+
+    print(json.dumps(json_schema(), indent=2))
     return 0
 
 
@@ -79,6 +109,8 @@ def main(argv: list[str] | None = None) -> None:
     bench.add_argument("--json", default="out/bench.json", help="write results here")
     bench.add_argument("--no-separate", action="store_true", help="skip the one-process-per-stage measurement")
     bench.set_defaults(func=cmd_bench)
+    schema = sub.add_parser("schema", help="print the JSON Schema of the config (sections and installed plugins)")
+    schema.set_defaults(func=cmd_schema)
     args = parser.parse_args(argv)
     try:
         code = args.func(args)

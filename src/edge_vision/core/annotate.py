@@ -1,8 +1,9 @@
-"""Small composable annotators (boxes, labels, zones, lines) drawn with OpenCV.
+"""Small composable annotators (boxes, labels) and the drawing helpers rules use, with OpenCV.
 
 Each ``*Annotator.annotate(image, ...)`` draws IN PLACE on ``image`` (a bgr8 array the caller owns) and
-returns it, so they chain. ``Annotator.annotate(frame, ...)`` composes them on a fresh copy: a ``Frame``'s
-image is shared zero-copy by every stage and must never be written to.
+returns it, so they chain. Rules draw themselves (``Rule.draw``, with ``draw_polygon`` / ``draw_text`` from
+here), so a plugin rule needs no change in this module. ``Annotator.annotate(frame, ...)`` composes it all on
+a fresh copy: a ``Frame``'s image is shared zero-copy by every stage and must never be written to.
 """
 
 from __future__ import annotations
@@ -18,18 +19,17 @@ from edge_vision.core.detections import Detections
 from edge_vision.core.frame import Frame
 from edge_vision.core.interfaces import Rule
 from edge_vision.core.rules import class_name
-from edge_vision.core.rules.line import LineCrossingRule
-from edge_vision.core.rules.zone import PolygonZoneRule
 
 __all__ = [
     "PALETTE",
     "Annotator",
     "BoxAnnotator",
     "LabelAnnotator",
-    "LineAnnotator",
-    "ZoneAnnotator",
+    "check_image",
     "color_for",
     "detection_colors",
+    "draw_polygon",
+    "draw_text",
 ]
 
 Color = tuple[int, int, int]
@@ -73,7 +73,8 @@ def _text_color(background: Color) -> Color:
     return (0, 0, 0) if 0.114 * b + 0.587 * g + 0.299 * r > 140 else (255, 255, 255)
 
 
-def _check_image(image: NDArray[np.uint8]) -> None:
+def check_image(image: NDArray[np.uint8]) -> None:
+    """ValueError unless ``image`` is an HxWx3 uint8 array (what every drawing function here expects)."""
     if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
         raise ValueError(f"annotators draw on HxWx3 uint8 images, got shape {image.shape} dtype {image.dtype}")
 
@@ -88,6 +89,33 @@ def draw_text(image: Image, text: str, x: int, y: int, color: Color, scale: floa
     cv2.putText(image, text, (x + 2, y - baseline - 2), _FONT, scale, _text_color(color), thickness, cv2.LINE_AA)
 
 
+def draw_polygon(
+    image: Image,
+    polygon: NDArray[np.float64],
+    color: Color,
+    *,
+    thickness: int = 2,
+    opacity: float = 0.15,
+    label: str = "",
+) -> None:
+    """A polygon's outline, a light ``opacity`` fill (0 = outline only) and ``label`` above its top vertex."""
+    points = np.rint(polygon).astype(np.int32).reshape(-1, 1, 2)
+    if opacity > 0:
+        # Blend only the bounding rectangle of the polygon: a whole-frame blend per zone is wasted work.
+        x, y, w, h = cv2.boundingRect(points)
+        x0, y0 = max(x, 0), max(y, 0)
+        x1, y1 = min(x + w, image.shape[1]), min(y + h, image.shape[0])
+        if x1 > x0 and y1 > y0:
+            roi = image[y0:y1, x0:x1]
+            overlay = roi.copy()
+            cv2.fillPoly(overlay, [points - np.array([x0, y0], dtype=np.int32)], color)
+            cv2.addWeighted(overlay, opacity, roi, 1 - opacity, 0, dst=roi)
+    cv2.polylines(image, [points], True, color, thickness, cv2.LINE_AA)
+    if label:
+        top = points[:, 0, :][np.argmin(points[:, 0, 1])]
+        draw_text(image, label, int(top[0]), int(top[1]) - 4, color)
+
+
 @dataclass(frozen=True, slots=True)
 class BoxAnnotator:
     """Box outlines, coloured per track (or per class when untracked)."""
@@ -95,7 +123,7 @@ class BoxAnnotator:
     thickness: int = 2
 
     def annotate(self, image: Image, detections: Detections) -> Image:
-        _check_image(image)
+        check_image(image)
         boxes = np.rint(detections.xyxy).astype(np.int64).tolist()
         for (x1, y1, x2, y2), color in zip(boxes, detection_colors(detections), strict=True):
             # Axis-aligned on whole pixels: anti-aliasing would only blur the colour.
@@ -128,7 +156,7 @@ class LabelAnnotator:
         return texts
 
     def annotate(self, image: Image, detections: Detections, labels: Sequence[str] = ()) -> Image:
-        _check_image(image)
+        check_image(image)
         corners = np.rint(detections.xyxy[:, :2]).astype(np.int64).tolist()
         colors = detection_colors(detections)
         for (x1, y1), text, color in zip(corners, self.text(detections, labels), colors, strict=True):
@@ -137,87 +165,31 @@ class LabelAnnotator:
         return image
 
 
-@dataclass(frozen=True, slots=True)
-class ZoneAnnotator:
-    """A zone's outline, a light fill, and ``name: N inside (in X / out Y)``."""
-
-    color: Color = (0, 200, 255)
-    thickness: int = 2
-    opacity: float = 0.15  # fill; 0 draws the outline only
-
-    def annotate(self, image: Image, zone: PolygonZoneRule) -> Image:
-        _check_image(image)
-        polygon = np.rint(zone.polygon).astype(np.int32).reshape(-1, 1, 2)
-        if self.opacity > 0:
-            # Blend only the bounding rectangle of the zone: a whole-frame blend per zone is wasted work.
-            x, y, w, h = cv2.boundingRect(polygon)
-            x0, y0 = max(x, 0), max(y, 0)
-            x1, y1 = min(x + w, image.shape[1]), min(y + h, image.shape[0])
-            if x1 > x0 and y1 > y0:
-                roi = image[y0:y1, x0:x1]
-                overlay = roi.copy()
-                cv2.fillPoly(overlay, [polygon - np.array([x0, y0], dtype=np.int32)], self.color)
-                cv2.addWeighted(overlay, self.opacity, roi, 1 - self.opacity, 0, dst=roi)
-        cv2.polylines(image, [polygon], True, self.color, self.thickness, cv2.LINE_AA)
-        text = f"{zone.name}: {zone.occupancy} inside (in {zone.enter_count} / out {zone.exit_count})"
-        top = polygon[:, 0, :][np.argmin(polygon[:, 0, 1])]
-        draw_text(image, text, int(top[0]), int(top[1]) - 4, self.color)
-        return image
-
-
-@dataclass(frozen=True, slots=True)
-class LineAnnotator:
-    """The line, an arrow showing the ``in`` direction, and ``name: in X / out Y``."""
-
-    color: Color = (255, 255, 255)
-    thickness: int = 2
-    arrow: int = 24  # length in pixels of the ``in`` arrow drawn from the line's midpoint
-
-    def annotate(self, image: Image, line: LineCrossingRule) -> Image:
-        _check_image(image)
-        start, end = line.start, line.end
-        cv2.line(image, _pt(start), _pt(end), self.color, self.thickness, cv2.LINE_AA)
-        for point in (start, end):
-            cv2.circle(image, _pt(point), self.thickness + 2, self.color, cv2.FILLED, cv2.LINE_AA)
-        direction = end - start
-        # ``in`` is towards the right of start -> end on screen (y down): the normal (-dy, dx).
-        normal = np.array([-direction[1], direction[0]]) / float(np.hypot(*direction))
-        middle = (start + end) / 2
-        if self.arrow > 0:
-            cv2.arrowedLine(image, _pt(middle), _pt(middle + normal * self.arrow), self.color, 1, cv2.LINE_AA)
-        draw_text(image, f"{line.name}: in {line.in_count} / out {line.out_count}", *_pt(start), self.color)
-        return image
-
-
-def _pt(point: NDArray[np.float64]) -> tuple[int, int]:
-    return round(float(point[0])), round(float(point[1]))
-
-
 @dataclass(slots=True)
 class Annotator:
-    """Zones and lines first (under the boxes), then boxes, then labels, on one copy of the frame."""
+    """Rules first (under the boxes, each drawing itself), then boxes, then labels, on one copy of the image.
+
+    ``draw_rules=False`` leaves the rules out; ``box`` / ``label`` None leave those out."""
 
     box: BoxAnnotator | None = field(default_factory=BoxAnnotator)
     label: LabelAnnotator | None = field(default_factory=LabelAnnotator)
-    zone: ZoneAnnotator | None = field(default_factory=ZoneAnnotator)
-    line: LineAnnotator | None = field(default_factory=LineAnnotator)
+    draw_rules: bool = True
 
     def annotate(
         self,
-        frame: Frame,
+        frame: Frame | Image,
         tracks: Detections | None,
         labels: Sequence[str] | None = (),
         rules: Iterable[Rule] = (),
     ) -> Image:
-        """A new annotated image; ``frame.image`` is left untouched. Rules other than zones and lines (plugins)
-        are not drawn."""
-        image = np.array(frame.image, dtype=np.uint8, copy=True, order="C")  # cv2 needs contiguous memory
-        _check_image(image)
-        for rule in rules:
-            if isinstance(rule, PolygonZoneRule) and self.zone is not None:
-                self.zone.annotate(image, rule)
-            elif isinstance(rule, LineCrossingRule) and self.line is not None:
-                self.line.annotate(image, rule)
+        """A new annotated image; the frame's (or the given) image is left untouched. Every rule is drawn by
+        its own ``draw``, plugins included."""
+        source = frame.image if isinstance(frame, Frame) else frame
+        image = np.array(source, dtype=np.uint8, copy=True, order="C")  # cv2 needs contiguous memory
+        check_image(image)
+        if self.draw_rules:
+            for rule in rules:
+                rule.draw(image)
         if tracks is not None and len(tracks):
             if self.box is not None:
                 self.box.annotate(image, tracks)

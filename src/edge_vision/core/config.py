@@ -11,7 +11,7 @@ The YAML format is the ROS 2 parameter-file format, so one file serves ``ros2 la
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -62,16 +62,22 @@ QOS = (
     Param("qos_depth", 5, "QoS history depth", min=1, max=1000),
 )
 
+# Sections whose plugin's own parameters sit beside the section's: section -> (plugin kind, selecting key).
+PLUGIN_SECTIONS = {
+    "camera": ("sources", "source"),
+    "detector": ("backends", "backend"),
+    "tracker": ("trackers", "tracker"),
+}
+# Sections holding named plugin instances: section -> {key: plugin kind}.
+# The visualizer's ``rules`` are what a standalone visualizer draws (composed, it draws the events stage's own);
+# ``to_ros_parameters`` copies events.rules there when it is empty.
+INSTANCE_KEYS = {"events": {"rules": "rules", "actions": "actions"}, "visualizer": {"rules": "rules"}}
+STAGES = ("source", "detect", "track", "events", "annotate")
+
 SCHEMA: dict[str, dict[str, Param]] = {
     "camera": _params(
         Param("source", "file", "source plugin (entry-point group edge_vision.sources)"),
-        Param("uri", "", "file path or stream URL; empty = the bundled sample video"),
         Param("camera_id", "camera", "frame_id stamped on every image and result"),
-        Param("every_nth", 1, "process every Nth decoded frame", min=1, max=1000),
-        Param("loop", False, "restart the file at its end"),
-        Param("rate", 0.0, "0 = as fast as possible, 1.0 = the stream's own frame rate", min=0.0, max=100.0),
-        Param("decode_threads", 0, "FFmpeg decoder threads (0 = auto)", min=0, max=64),
-        Param("max_frames", 0, "stop after this many frames (0 = no limit)", min=0),
         Param("wait_for_subscribers", 0, "standalone: hold the first frame until this many subscribers match", min=0),
         *QOS,
     ),
@@ -80,8 +86,6 @@ SCHEMA: dict[str, dict[str, Param]] = {
         Param("labels", "", "class-name file, one per line; empty = from the model, or COCO for the default"),
         Param("backend", "onnxruntime", "inference backend plugin (edge_vision.backends)"),
         Param("adapter", "auto", "model adapter plugin (edge_vision.model_adapters); auto = by output shape"),
-        Param("providers", ["auto"], "onnxruntime execution providers, best first"),
-        Param("intra_op_threads", 0, "inference threads per worker (0 = runtime default)", min=0, max=256),
         Param("workers", 1, "parallel inference sessions, each on its own frame (order is kept)", min=1, max=64),
         Param("confidence", 0.3, "minimum score", min=0.0, max=1.0),
         Param("iou", 0.45, "NMS IoU threshold", min=0.0, max=1.0),
@@ -91,43 +95,32 @@ SCHEMA: dict[str, dict[str, Param]] = {
     ),
     "tracker": _params(
         Param("tracker", "bytetrack", "tracker plugin (edge_vision.trackers)"),
-        Param("track_thresh", 0.5, "detections above this start/extend tracks first", min=0.0, max=1.0),
-        Param("low_thresh", 0.1, "low-score detections above this only extend tracks", min=0.0, max=1.0),
-        Param("new_track_thresh", 0.6, "minimum score to start a new track", min=0.0, max=1.0),
-        Param("match_thresh", 0.8, "IoU-distance gate for association", min=0.0, max=1.0),
-        Param("track_buffer", 30, "source frames a lost track is kept", min=1, max=100000),
-        Param("frame_rate", 0.0, "nominal source fps to derive frame gaps from stamps (0 = from source)", min=0.0),
         *QOS,
     ),
     "events": _params(
-        Param("rule_names", [""], "names of the rules under rules.<name>.*"),
-        Param("jsonl_path", "", "append events to this JSONL file (empty = off)"),
+        Param("rule_names", [""], "optional: the rules to run, in order (empty = every rule under events.rules)"),
+        Param("output_dir", "", "folder for relative action paths (empty = the current folder)"),
         *QOS,
     ),
     "visualizer": _params(
         Param("video_path", "", "write the annotated video to this MP4 (empty = off)"),
-        Param("video_fps", 0.0, "fps of the written video (0 = source fps)", min=0.0),
+        Param("video_fps", 0.0, "fps of the written video (0 = the rate of the frames it holds)", min=0.0),
         *QOS,
     ),
     "pipeline": _params(
-        Param("queue_size", 4, "frames buffered between composed stages", min=1, max=1000),
-        Param("drop_when_full", False, "drop the oldest frame when a stage lags (live) instead of waiting (files)"),
-        Param("stats_period", 1.0, "seconds between PipelineStats messages", min=0.05),
+        Param("cameras", [""], "camera names (topic namespaces); empty = one camera at the node's namespace"),
+        Param("queue_size", 4, "frames buffered in front of each threaded stage", min=1, max=1000),
+        Param(
+            "policy",
+            "block",
+            "when the detector lags: block the source (files), or drop the oldest / newest frame (live)",
+            choices=("block", "drop_oldest", "drop_newest"),
+        ),
+        Param("error_budget", 10, "consecutive failures of one stage before the pipeline fails", min=1),
+        Param("stats_period", 1.0, "seconds between PipelineStats / diagnostics messages", min=0.05),
+        Param("external", [""], "composed: stages left to other processes, their input taken from topics"),
     ),
 }
-
-RULE_PARAMS = _params(
-    Param("type", "line", "rule plugin (edge_vision.rules)"),
-    Param("classes", [""], "class names the rule applies to (empty = all)"),
-    Param("anchor", "bottom_center", "box point tested", choices=("bottom_center", "center")),
-    Param("start", [0.0, 0.0], "line start [x, y] (line rules)"),
-    Param("end", [0.0, 0.0], "line end [x, y] (line rules)"),
-    Param("polygon", [0.0], "zone polygon [x1, y1, x2, y2, ...] (zone rules)"),
-    Param("min_frames", 1, "frames on the new side (line) or inside/outside (zone) before it counts", min=1),
-    Param("forget_after_frames", 300, "source frames after which an unseen track is forgotten", min=1),
-    Param("exit_on_lost", False, "zones: emit zone_exit when a track inside is forgotten"),
-    Param("min_distance", 2.0, "line hysteresis: pixels past the line before a side counts", min=0.0),
-)
 
 
 def clean_list(value: ParamValue) -> ParamValue:
@@ -137,48 +130,131 @@ def clean_list(value: ParamValue) -> ParamValue:
     return value
 
 
+def _plugins() -> Any:
+    from edge_vision.core import plugins  # plugins imports Param from here: import at use
+
+    return plugins
+
+
+def instances(section: str, key: str, raw: Any) -> dict[str, dict[str, Any]]:
+    """Named plugin instances from a mapping ``{name: {type: ..., ...}}`` (the ROS parameter-file form) or a
+    list ``[{name: ..., type: ..., ...}]`` (name defaults to the type, then ``type_2``...)."""
+    where = f"{section}.{key}"
+    if raw in (None, {}, [], ""):
+        return {}
+    if isinstance(raw, list):
+        named: dict[str, Any] = {}
+        for index, item in enumerate(raw):
+            if not isinstance(item, Mapping):
+                raise ConfigError(f"{where}[{index}] must be a mapping with a type, got {item!r}")
+            item = dict(item)
+            name = str(item.pop("name", "") or item.get("type", ""))
+            if not name:
+                raise ConfigError(f"{where}[{index}] needs a type")
+            if name in named:
+                name = f"{name}_{index + 1}"
+            named[name] = item
+        raw = named
+    if not isinstance(raw, Mapping):
+        raise ConfigError(f"{where} must be a list or a mapping of name to parameters, got {raw!r}")
+    kind = INSTANCE_KEYS[section][key]
+    result: dict[str, dict[str, Any]] = {}
+    for name, spec in raw.items():
+        if not isinstance(spec, Mapping):
+            raise ConfigError(f"{where}.{name} must be a mapping of parameters, got {spec!r}")
+        spec = dict(spec)
+        plugin = spec.pop("type", "")
+        if not isinstance(plugin, str) or not plugin:
+            raise ConfigError(f"{where}.{name}.type is missing: one of {_plugins().available(kind)}")
+        values = _plugins().validate(kind, plugin, spec, f"{where}.{name}")
+        result[str(name)] = {"type": plugin, **values}
+    return result
+
+
 def resolve(section: str, overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    """Defaults of ``section`` overlaid with ``overrides``, validated; unknown keys are errors."""
+    """Defaults of ``section`` (and of the plugin it selects) overlaid with ``overrides``, validated;
+    unknown keys are errors naming ``section.key``."""
     if section not in SCHEMA:
         raise ConfigError(f"unknown config section {section!r}; expected one of {sorted(SCHEMA)}")
     schema = SCHEMA[section]
     values = dict(overrides or {})
-    extra = sorted(k for k in values if k not in schema and not (section == "events" and k == "rules"))
-    if extra:
-        raise ConfigError(f"unknown parameter(s) {section}.{', '.join(extra)}; known: {sorted(schema)}")
     result: dict[str, Any] = {
-        name: clean_list(param.validate(section, values.get(name, param.default))) for name, param in schema.items()
+        name: clean_list(param.validate(section, values.pop(name, param.default))) for name, param in schema.items()
     }
+    for key in INSTANCE_KEYS.get(section, {}):
+        result[key] = instances(section, key, values.pop(key, None))
     if section == "events":
-        result["rules"] = resolve_rules(result["rule_names"], values.get("rules", {}))
+        _check_rule_names(result)
+    if section == "camera":
+        result["cameras"] = {k: values.pop(k) for k in list(values) if isinstance(values[k], Mapping)}
+    if section in PLUGIN_SECTIONS:
+        kind, selector = PLUGIN_SECTIONS[section]
+        plugin_schema = _plugins().schema(_plugins().load(kind, result[selector]))
+        mine = {k: values.pop(k) for k in list(values) if k in plugin_schema}
+        if not values:
+            result.update(_plugins().validate(kind, result[selector], mine, section))
+    if values:
+        known = sorted(set(schema) | set(INSTANCE_KEYS.get(section, {})) | set(plugin_keys(section, result)))
+        raise ConfigError(f"unknown parameter(s) {', '.join(f'{section}.{k}' for k in sorted(values))}; known: {known}")
     return result
 
 
-def resolve_rules(names: Sequence[str], rules: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
-    if not isinstance(rules, Mapping):
-        raise ConfigError(f"events.rules must be a mapping of rule name to parameters, got {rules!r}")
+def plugin_keys(section: str, resolved: Mapping[str, Any]) -> list[str]:
+    if section not in PLUGIN_SECTIONS:
+        return []
+    kind, selector = PLUGIN_SECTIONS[section]
+    return list(_plugins().schema(_plugins().load(kind, resolved[selector])))
+
+
+def _check_rule_names(events: dict[str, Any]) -> None:
+    names, rules = events["rule_names"], events["rules"]
     missing = [n for n in names if n not in rules]
     if missing:
         raise ConfigError(f"events.rule_names lists {missing} but events.rules has no entry for them")
-    resolved = {}
-    for name in names:
-        spec = rules[name]
-        if not isinstance(spec, Mapping):
-            raise ConfigError(f"events.rules.{name} must be a mapping, got {spec!r}")
-        extra = sorted(k for k in spec if k not in RULE_PARAMS)
-        if extra:
+    if names:
+        unlisted = [n for n in rules if n not in names]
+        if unlisted:
             raise ConfigError(
-                f"unknown parameter(s) events.rules.{name}.{', '.join(extra)}; known: {sorted(RULE_PARAMS)}"
+                f"events.rules.{unlisted[0]} is defined but not listed in events.rule_names {names}: "
+                "list it, delete it, or leave rule_names empty to run every rule"
             )
-        resolved[name] = {
-            key: clean_list(RULE_PARAMS[key].validate(f"events.rules.{name}", value)) for key, value in spec.items()
+        events["rules"] = {n: rules[n] for n in names}
+
+
+def camera_sections(sections: Mapping[str, Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
+    """One resolved camera section per camera of ``pipeline.cameras`` (name -> values): the camera section's
+    values overlaid with its per-camera mapping (``camera: {front: {uri: ...}}``). No cameras listed: one
+    camera named "" (topics at the node's namespace)."""
+    camera = dict(sections["camera"])
+    per_camera: dict[str, Any] = camera.pop("cameras", {})
+    names: list[str] = list(sections["pipeline"]["cameras"]) or [""]
+    unknown = sorted(set(per_camera) - set(names))
+    if unknown:
+        raise ConfigError(f"camera.{unknown[0]} configures a camera not listed in pipeline.cameras {names}")
+    if len(set(names)) != len(names):
+        raise ConfigError(f"pipeline.cameras lists a name twice: {names}")
+    result: dict[str, dict[str, Any]] = {}
+    for name in names:
+        overrides = dict(per_camera.get(name, {}))
+        merged = {
+            k: v for k, v in camera.items() if k not in plugin_keys("camera", camera) or "source" not in overrides
         }
-        resolved[name].setdefault("type", "line")
-    return resolved
+        merged.update(overrides)
+        if name and "camera_id" not in overrides:
+            merged["camera_id"] = name
+        try:
+            result[name] = resolve("camera", merged)
+        except ConfigError as exc:
+            raise ConfigError(str(exc).replace("camera.", f"camera.{name}.", 1) if name else str(exc)) from exc
+        result[name].pop("cameras")
+    return result
 
 
 def load_file(path: str | Path) -> dict[str, dict[str, Any]]:
-    """Read a ROS-style parameter YAML into ``{section: validated values}`` for every known section."""
+    """Read a ROS-style parameter YAML into ``{section: validated values}`` for every known section.
+
+    Keys may be plain node names (``camera:``) or ROS wildcards (``/**/camera:``), so one file works under any
+    namespace; each section may hold its values under ``ros__parameters`` or directly."""
     import yaml
 
     config_path = Path(path)
@@ -190,21 +266,34 @@ def load_file(path: str | Path) -> dict[str, dict[str, Any]]:
         raise ConfigError(f"config file {config_path} is not valid YAML: {exc}") from exc
     if not isinstance(raw, dict):
         raise ConfigError(f"config file {config_path} must hold a mapping of node names, got {type(raw).__name__}")
-    unknown = sorted(k for k in raw if k not in SCHEMA)
-    if unknown:
-        raise ConfigError(f"config file {config_path}: unknown section(s) {unknown}; expected {sorted(SCHEMA)}")
-    sections: dict[str, dict[str, Any]] = {}
-    for section in SCHEMA:
-        body = raw.get(section) or {}
+    try:
+        return resolve_all(raw)
+    except ConfigError as exc:
+        raise ConfigError(f"config file {config_path}: {exc}") from exc
+
+
+def resolve_all(raw: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """Every section resolved from a document ``{section or /**/section: {ros__parameters: {...}}}``."""
+    bodies: dict[str, Any] = {}
+    for key, body in raw.items():
+        section = str(key).removeprefix("/**/").strip("/")
+        if section not in SCHEMA:
+            raise ConfigError(f"unknown section {key!r}; expected {sorted(SCHEMA)}")
         if isinstance(body, dict) and "ros__parameters" in body:
             body = body["ros__parameters"] or {}
         if not isinstance(body, dict):
-            raise ConfigError(f"config file {config_path}: section {section!r} must be a mapping")
-        try:
-            sections[section] = resolve(section, body)
-        except ConfigError as exc:
-            raise ConfigError(f"config file {config_path}: {exc}") from exc
+            raise ConfigError(f"section {key!r} must be a mapping")
+        bodies[section] = body
+    sections = {section: resolve(section, bodies.get(section) or {}) for section in SCHEMA}
+    camera_sections(sections)  # per-camera overrides are checked now, not when a camera starts
     return sections
+
+
+def check_cross(sections: Mapping[str, Mapping[str, Any]]) -> None:
+    external = sections["pipeline"]["external"]
+    bad = [s for s in external if s not in STAGES]
+    if bad:
+        raise ConfigError(f"pipeline.external names unknown stage(s) {bad}; stages are {list(STAGES)}")
 
 
 def ros_value(param: Param, value: Any) -> Any:
@@ -213,18 +302,29 @@ def ros_value(param: Param, value: Any) -> Any:
 
 
 def to_ros_parameters(sections: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
-    """The inverse of ``load_file``: a ROS parameter-file mapping (``{node: {ros__parameters: ...}}``)."""
+    """The inverse of ``load_file``: a ROS parameter-file mapping (``{/**/node: {ros__parameters: ...}}``),
+    valid under any namespace."""
     document: dict[str, Any] = {}
-    for section, values in sections.items():
+    for section, given in sections.items():
         schema = SCHEMA[section]
-        body: dict[str, Any] = {k: ros_value(schema[k], v) for k, v in values.items() if k in schema}
-        if section == "events":
-            body["rules"] = {
-                name: {k: ros_value(RULE_PARAMS[k], v) for k, v in spec.items()}
-                for name, spec in values.get("rules", {}).items()
-            }
-        document[section] = {"ros__parameters": body}
+        values = dict(given)
+        if section == "visualizer" and not values.get("rules") and "events" in sections:
+            values["rules"] = sections["events"]["rules"]
+        body: dict[str, Any] = {}
+        for key, value in values.items():
+            if key in INSTANCE_KEYS.get(section, {}):
+                body[key] = {name: {k: _ros_plain(v) for k, v in spec.items()} for name, spec in value.items()}
+            elif key == "cameras" and section == "camera":
+                body.update({name: {k: _ros_plain(v) for k, v in spec.items()} for name, spec in value.items()})
+            else:
+                body[key] = ros_value(schema[key], value) if key in schema else _ros_plain(value)
+        document[f"/**/{section}"] = {"ros__parameters": body}
     return document
+
+
+def _ros_plain(value: Any) -> Any:
+    """Plugin parameters: an empty list becomes the typed placeholder ROS needs."""
+    return [""] if value == [] else value
 
 
 def write_ros_parameters(sections: Mapping[str, Mapping[str, Any]], path: str | Path) -> Path:

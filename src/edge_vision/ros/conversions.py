@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 import numpy as np
 from builtin_interfaces.msg import Time
-from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from diagnostic_msgs.msg import DiagnosticStatus, KeyValue
 from sensor_msgs.msg import Image
 from std_msgs.msg import Header
 from vision_msgs.msg import (
@@ -22,7 +22,7 @@ from edge_vision.core.detections import Detections
 from edge_vision.core.errors import EdgeVisionError
 from edge_vision.core.events import Event
 from edge_vision.core.frame import Frame
-from edge_vision.core.stats import StageSummary
+from edge_vision.core.runtime.health import Report
 from edge_vision_msgs.msg import Event as EventMsg
 from edge_vision_msgs.msg import PipelineStats, StageLatency
 
@@ -58,7 +58,7 @@ def frame_to_image(frame: Frame) -> Image:
     return msg
 
 
-def image_to_frame(msg: Image, sequence: int) -> Frame:
+def image_to_frame(msg: Image, sequence: int = 0) -> Frame:
     """A view on the message's buffer (no copy); the frame lives as long as the message."""
     channels = _CHANNELS.get(msg.encoding)
     if channels is None:
@@ -130,7 +130,7 @@ def msg_to_detections(msg: Detection2DArray, labels: Sequence[str]) -> Detection
         if det.id:
             try:
                 track_ids[i] = int(det.id)
-            except ValueError as exc:
+            except (ValueError, OverflowError) as exc:
                 raise MessageError(f"Detection2D #{i} id {det.id!r} is not an integer track id") from exc
     return Detections(xyxy, scores, class_ids, track_ids)
 
@@ -158,52 +158,65 @@ def event_to_msg(event: Event) -> EventMsg:
     return msg
 
 
-def stats_to_msg(
-    camera_id: str,
-    stages: Sequence[StageSummary],
-    *,
-    fps: float,
-    latency_ms: float,
-    frames_decoded: int,
-    frames_processed: int,
-    frames_skipped: int,
-    frames_dropped: int,
-    stamp: Time,
-) -> PipelineStats:
+def stats_to_msg(report: Report, camera_id: str, stamp: Time) -> PipelineStats:
     msg = PipelineStats()
     msg.header = Header(stamp=stamp, frame_id=camera_id)
     msg.camera_id = camera_id
+    msg.level = bytes([report.level])
+    msg.message = report.message
     msg.stages = [
-        StageLatency(name=s.name, last_ms=float(s.last_ms), mean_ms=float(s.mean_ms), max_ms=float(s.max_ms))
-        for s in stages
+        StageLatency(
+            name=s.name,
+            last_ms=float(s.last_ms),
+            mean_ms=float(s.mean_ms),
+            max_ms=float(s.max_ms),
+            p50_ms=float(s.p50_ms),
+            p99_ms=float(s.p99_ms),
+            fps=float(s.fps),
+            processed=s.processed,
+            errors=s.errors,
+            dropped=s.dropped,
+            queue_depth=s.queue_depth,
+        )
+        for s in report.stages
     ]
-    msg.fps = float(fps)
-    msg.pipeline_latency_ms = float(latency_ms)
-    msg.frames_decoded = frames_decoded
-    msg.frames_processed = frames_processed
-    msg.frames_skipped = frames_skipped
-    msg.frames_dropped = frames_dropped
+    msg.fps = float(report.fps)
+    msg.pipeline_latency_ms = float(report.latency_ms)
+    msg.pipeline_latency_p99_ms = float(report.latency_p99_ms)
+    msg.frames_decoded = report.frames_decoded
+    msg.frames_processed = report.frames_processed
+    msg.frames_skipped = report.frames_skipped
+    msg.frames_dropped = report.frames_dropped
+    msg.errors = report.errors
     return msg
 
 
-def stats_to_diagnostics(stats: PipelineStats, name: str) -> DiagnosticArray:
-    """The same figures on /diagnostics, for rqt_robot_monitor and fleet health tooling. WARN while frames are
-    being dropped (a stage cannot keep up) or nothing has been processed yet."""
-    status = DiagnosticStatus(name=f"edge_vision: {name}", hardware_id=stats.camera_id)
-    if stats.frames_processed == 0:
-        status.level, status.message = DiagnosticStatus.WARN, "no frame processed yet"
-    elif stats.frames_dropped:
-        status.level, status.message = DiagnosticStatus.WARN, f"{stats.frames_dropped} frames dropped"
-    else:
-        status.level, status.message = DiagnosticStatus.OK, f"{stats.fps:.1f} fps"
+def report_to_status(report: Report, name: str, hardware_id: str) -> DiagnosticStatus:
+    """The same figures as a DiagnosticStatus (rqt_robot_monitor, fleet health tooling): OK, WARN while frames
+    are dropped or a stage fails now and then, ERROR once a stage exhausted its error budget or a source failed."""
+    status = DiagnosticStatus(name=name, hardware_id=hardware_id, message=report.message)
+    status.level = bytes([report.level])
     values = {
-        "fps": f"{stats.fps:.2f}",
-        "pipeline_latency_ms": f"{stats.pipeline_latency_ms:.2f}",
-        "frames_decoded": str(stats.frames_decoded),
-        "frames_processed": str(stats.frames_processed),
-        "frames_skipped": str(stats.frames_skipped),
-        "frames_dropped": str(stats.frames_dropped),
+        "fps": f"{report.fps:.2f}",
+        "pipeline_latency_ms": f"{report.latency_ms:.2f}",
+        "pipeline_latency_p99_ms": f"{report.latency_p99_ms:.2f}",
+        "frames_decoded": str(report.frames_decoded),
+        "frames_processed": str(report.frames_processed),
+        "frames_skipped": str(report.frames_skipped),
+        "frames_dropped": str(report.frames_dropped),
+        "errors": str(report.errors),
     }
-    values.update({f"{stage.name}_mean_ms": f"{stage.mean_ms:.2f}" for stage in stats.stages})
+    for source in report.sources:
+        values[f"source_{source.camera or 'camera'}_state"] = source.state
+    for stage in report.stages:
+        values[f"{stage.name}_p50_ms"] = f"{stage.p50_ms:.2f}"
+        values[f"{stage.name}_p99_ms"] = f"{stage.p99_ms:.2f}"
+        values[f"{stage.name}_fps"] = f"{stage.fps:.2f}"
+        if stage.dropped:
+            values[f"{stage.name}_dropped"] = str(stage.dropped)
+        if stage.errors:
+            values[f"{stage.name}_errors"] = str(stage.errors)
+        if stage.queue_depth:
+            values[f"{stage.name}_queue_depth"] = str(stage.queue_depth)
     status.values = [KeyValue(key=key, value=value) for key, value in values.items()]
-    return DiagnosticArray(header=stats.header, status=[status])
+    return status

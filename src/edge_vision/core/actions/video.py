@@ -1,4 +1,4 @@
-"""``VideoWriter``: bgr8 images -> an MP4 file, encoded with PyAV (FFmpeg)."""
+"""``VideoWriter``: bgr8 images -> an MP4 file, encoded with PyAV (FFmpeg), replaced at ``close``."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ import av
 import numpy as np
 from numpy.typing import NDArray
 
+from edge_vision.core.actions.atomic import fsync_path, publish, temp_path
 from edge_vision.core.errors import ConfigError
 
 __all__ = ["FALLBACK_CODEC", "VideoWriter", "codec_available"]
@@ -34,7 +35,12 @@ class VideoWriter:
     """Writes bgr8 images to ``path`` as MP4; the file is opened on the first ``write`` (its size sets the
     video size), so a run that produces no frame leaves no file.
 
-    fps: frame rate stamped on the stream (frames are timed 1/fps apart, whatever the wall clock did).
+    The video is written to a hidden temp file beside ``path`` (``atomic.temp_path``) and renamed over it by
+    ``close``: until then a previous video at ``path`` is untouched, and a run that fails (``abort``, an
+    encoder error, an exception out of a ``with`` block) leaves it so and deletes its own unfinished file.
+
+    fps: frame rate stamped on the stream (frames are timed 1/fps apart, whatever the wall clock did): pass
+        the rate of the frames actually written (source fps / every_nth), or the video plays too fast.
     codec: FFmpeg encoder; when this build lacks it, ``mpeg4`` is used instead (``self.codec`` says which).
     crf: quality for x264 (lower = better, 23 is x264's default); preset: x264 speed/size trade-off.
     bitrate: bits per second for encoders without CRF (mpeg4); 0 = about 0.15 bits per pixel per frame.
@@ -66,6 +72,9 @@ class VideoWriter:
             log.warning("codec %r is not available in this PyAV build; writing %s with %r", codec, path, FALLBACK_CODEC)
             codec = FALLBACK_CODEC
         self.path = Path(path)
+        if self.path.is_dir():
+            raise ConfigError(f"video writer {str(path)!r} is a folder, not a file")
+        self.temp_path = temp_path(self.path)
         self.fps = float(fps)
         self.codec = codec
         self.crf = crf
@@ -76,13 +85,15 @@ class VideoWriter:
         self._container: Any = None
         self._stream: Any = None
         self._closed = False
+        self._failed = False  # an encoder error: the temp file is not a video to publish
 
     def _open(self, width: int, height: int) -> None:
         rate = Fraction(self.fps).limit_denominator(1001)  # 29.97 -> 2997/100, 30 -> 30
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            container = av.open(str(self.path), mode="w")
+            container = av.open(str(self.temp_path), mode="w")
         except (OSError, av.FFmpegError) as exc:
+            self.temp_path.unlink(missing_ok=True)
             raise ConfigError(f"cannot open video file {str(self.path)!r} for writing: {exc}") from exc
         try:
             stream = container.add_stream(self.codec, rate=rate)
@@ -94,6 +105,7 @@ class VideoWriter:
                 stream.bit_rate = self.bitrate or int(0.15 * stream.width * stream.height * float(rate))
         except Exception:
             container.close()
+            self.temp_path.unlink(missing_ok=True)
             raise
         self._container, self._stream = container, stream
         self.size = (width, height)
@@ -118,22 +130,50 @@ class VideoWriter:
             image = np.pad(image, ((0, height % 2), (0, width % 2), (0, 0)), mode="edge")
         frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="bgr24")
         frame.pts = self.frames_written  # in 1/fps units: the stream's time base
-        for packet in self._stream.encode(frame):
-            self._container.mux(packet)
+        try:
+            for packet in self._stream.encode(frame):
+                self._container.mux(packet)
+        except Exception:
+            self._failed = True
+            raise
         self.frames_written += 1
 
     def close(self) -> None:
-        """Flush the encoder and finish the MP4 (without this the file has no index); safe to call twice."""
+        """Flush the encoder, finish the MP4 (without this the file has no index), fsync it, rename it over
+        ``path`` and fsync the folder; safe to call twice. After an encoder error it does what ``abort`` does."""
+        if self._closed:
+            return
+        if self._failed:
+            self.abort()
+            return
+        self._closed = True
+        if self._container is None:
+            return
+        try:
+            try:
+                for packet in self._stream.encode(None):
+                    self._container.mux(packet)
+            finally:
+                self._container.close()
+            fsync_path(self.temp_path)
+            publish(self.temp_path, self.path)
+        except BaseException:
+            self.temp_path.unlink(missing_ok=True)  # an unfinished MP4 has no index: no use to anyone
+            raise
+
+    def abort(self) -> None:
+        """End a failed run: ``path`` is left as it was and the unfinished temp file is deleted."""
         if self._closed:
             return
         self._closed = True
         if self._container is None:
             return
         try:
-            for packet in self._stream.encode(None):
-                self._container.mux(packet)
-        finally:
             self._container.close()
+        except Exception as exc:  # an encoder already in error may fail again on close; the file goes anyway
+            log.debug("closing the aborted video %s: %s", self.temp_path, exc)
+        finally:
+            self.temp_path.unlink(missing_ok=True)
 
     def __enter__(self) -> VideoWriter:
         return self
@@ -141,4 +181,7 @@ class VideoWriter:
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
-        self.close()
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()

@@ -1,8 +1,11 @@
 """Model adapters: one per output layout. Each turns an image into the model's input tensor and the
-model's raw outputs into ``Detections`` in source pixels.
+model's raw outputs into ``Detections`` in source pixels, bit-exact with its family's reference code
+(``test/test_parity.py`` checks tensors and boxes against re-implementations of the references).
 
-- ``yolox``: Megvii YOLOX export without decode: [1, A, 5+C] raw head, BGR 0-255, top-left letterbox.
-- ``ultralytics``: YOLOv5u/v8/v11-style [1, 4+C, N] (cx, cy, w, h, class scores), RGB/255, centred.
+- ``yolox``: Megvii YOLOX export without decode: [1, A, 5+C] raw head, BGR 0-255, top-left letterbox;
+  decode, best class, ``score >= confidence`` and class-aware NMS as ``yolox.utils.postprocess``.
+- ``ultralytics``: YOLOv5u/v8/v11-style [1, 4+C, N] (cx, cy, w, h, class scores), RGB/255, centred;
+  best class, ``score > confidence`` and class-aware NMS as ``ultralytics non_max_suppression``.
 - ``end2end``: NMS-free [1, N, 6] (x1, y1, x2, y2, score, class), e.g. YOLO26/YOLOv10, RGB/255, centred.
 """
 
@@ -10,14 +13,19 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import ClassVar
 
+import cv2
 import numpy as np
 from numpy.typing import NDArray
 
-from edge_vision.core.detection.letterbox import LetterboxTransform, letterbox
+from edge_vision.core.config import Param
+from edge_vision.core.detection.letterbox import PAD_VALUE, LetterboxTransform, placement, resize_for
 from edge_vision.core.detection.nms import nms_class_aware
 from edge_vision.core.detections import Detections
 from edge_vision.core.errors import ConfigError, ModelError
+
+_255 = np.float32(255)
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,23 +46,40 @@ class Thresholds:
 class _LetterboxAdapter:
     """Shared preprocessing: letterbox, channel order, scale, HWC->NCHW float32."""
 
+    PARAMS: ClassVar[tuple[Param, ...]] = ()
     center = True
     rgb = True
-    normalize = True
+    normalize = True  # divide by 255 (a division, as the reference: x * (1 / 255) differs in the last bit)
+    strict_threshold = True  # keep score > confidence (Ultralytics); YOLOX keeps score >= confidence
 
     def __init__(self, input_size: tuple[int, int], thresholds: Thresholds | None = None) -> None:
         self.input_size = (int(input_size[0]), int(input_size[1]))
         self.thresholds = thresholds or Thresholds()
+        self._pad = np.float32(PAD_VALUE) / _255 if self.normalize else np.float32(PAD_VALUE)
 
     def preprocess(self, image: NDArray[np.uint8]) -> tuple[NDArray[np.float32], LetterboxTransform]:
-        canvas, transform = letterbox(image, self.input_size, center=self.center)
-        # HWC uint8 -> NCHW float32 one channel at a time: ~5x faster than transpose().astype() here.
+        if image.ndim != 3 or image.shape[2] != 3:
+            raise ValueError(f"expected an HxWx3 bgr8 image, got shape {image.shape}")
+        place = placement(image.shape[0], image.shape[1], self.input_size, self.center)
+        resized = resize_for(image, place)
+        top, left = place.top, place.left
+        bottom, right = top + place.height, left + place.width
         tensor = np.empty((1, 3, *self.input_size), dtype=np.float32)
+        chw = tensor[0]
+        chw[:, :top] = self._pad
+        chw[:, bottom:] = self._pad
+        chw[:, top:bottom, :left] = self._pad
+        chw[:, top:bottom, right:] = self._pad
+        # Written straight into the tensor, no padded uint8 canvas; cv2.split into contiguous planes, then one
+        # uint8->float32 copy per channel. At 768x576 -> 640x640: 0.64 ms vs 0.87 ms for copying the strided
+        # canvas[:, :, c] views, 2.1 ms for transpose().astype() (2-core x86, median of 7x300).
+        region = chw[:, top:bottom, left:right]
+        planes = cv2.split(resized)
         for channel in range(3):
-            tensor[0, channel] = canvas[:, :, 2 - channel if self.rgb else channel]
+            region[channel] = planes[2 - channel if self.rgb else channel]
         if self.normalize:
-            tensor *= 1.0 / 255.0
-        return tensor, transform
+            np.divide(region, _255, out=region)
+        return tensor, place.transform
 
     def _finish(
         self,
@@ -65,7 +90,8 @@ class _LetterboxAdapter:
         *,
         nms: bool,
     ) -> Detections:
-        keep = scores >= self.thresholds.confidence
+        threshold = self.thresholds.confidence
+        keep = scores > threshold if self.strict_threshold else scores >= threshold
         xyxy, scores, class_ids = xyxy[keep], scores[keep], class_ids[keep]
         if nms:
             order = nms_class_aware(xyxy, scores, class_ids, self.thresholds.iou, self.thresholds.max_detections)
@@ -82,9 +108,11 @@ class _LetterboxAdapter:
 
 
 class YoloxAdapter(_LetterboxAdapter):
+    PARAMS: ClassVar[tuple[Param, ...]] = ()
     center = False
     rgb = False
     normalize = False
+    strict_threshold = False
     strides = (8, 16, 32)
 
     def __init__(self, input_size: tuple[int, int], thresholds: Thresholds | None = None) -> None:
@@ -120,6 +148,8 @@ class YoloxAdapter(_LetterboxAdapter):
 
 
 class UltralyticsAdapter(_LetterboxAdapter):
+    PARAMS: ClassVar[tuple[Param, ...]] = ()
+
     def postprocess(self, outputs: Sequence[NDArray[np.float32]], transform: LetterboxTransform) -> Detections:
         raw = self._single_output(outputs, 3, "[1, 4+classes, anchors] Ultralytics")
         if raw.shape[0] < 5:
@@ -127,13 +157,15 @@ class UltralyticsAdapter(_LetterboxAdapter):
         class_scores = raw[4:]
         class_ids = class_scores.argmax(axis=0).astype(np.int32)
         scores = class_scores[class_ids, np.arange(raw.shape[1])]
-        candidates = scores >= self.thresholds.confidence
+        candidates = scores > self.thresholds.confidence
         box = raw[:4, candidates].T
         xyxy = np.concatenate([box[:, :2] - box[:, 2:] / 2, box[:, :2] + box[:, 2:] / 2], axis=1)
         return self._finish(xyxy, scores[candidates], class_ids[candidates], transform, nms=True)
 
 
 class EndToEndAdapter(_LetterboxAdapter):
+    PARAMS: ClassVar[tuple[Param, ...]] = ()
+
     def postprocess(self, outputs: Sequence[NDArray[np.float32]], transform: LetterboxTransform) -> Detections:
         raw = self._single_output(outputs, 3, "[1, N, 6] end-to-end")
         if raw.shape[1] != 6:

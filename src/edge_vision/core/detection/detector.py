@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -14,7 +14,7 @@ from numpy.typing import NDArray
 from edge_vision.core import plugins
 from edge_vision.core.detection.adapters import Thresholds, guess_adapter
 from edge_vision.core.detections import Detections
-from edge_vision.core.errors import ConfigError, ModelError
+from edge_vision.core.errors import ConfigError, ModelError, PluginError
 from edge_vision.core.interfaces import InferenceBackend, ModelAdapter
 
 
@@ -25,6 +25,25 @@ class DetectorTimings:
     preprocess_ms: float = 0.0
     inference_ms: float = 0.0
     postprocess_ms: float = 0.0
+
+
+def protocol_members(protocol: type) -> list[str]:
+    """The attributes and methods a ``typing.Protocol`` declares (``typing.get_protocol_members`` is 3.13+)."""
+    names = set(vars(protocol).get("__annotations__", {}))
+    names.update(
+        n for n, v in vars(protocol).items() if not n.startswith("_") and (callable(v) or isinstance(v, property))
+    )
+    return sorted(names)
+
+
+def check_plugin(obj: object, protocol: type, kind: str, name: str) -> None:
+    """Raise ``PluginError`` naming every member of ``protocol`` that the built plugin ``obj`` lacks."""
+    missing = [member for member in protocol_members(protocol) if not hasattr(obj, member)]
+    if missing:
+        raise PluginError(
+            f"{kind} plugin {name!r} ({type(obj).__module__}.{type(obj).__qualname__}) does not implement "
+            f"{protocol.__name__}: it lacks {', '.join(missing)}"
+        )
 
 
 def load_labels(path: str | Path) -> list[str]:
@@ -62,20 +81,26 @@ class Detector:
         model: str | Path,
         *,
         backend: str = "onnxruntime",
+        backend_params: Mapping[str, Any] | None = None,
         adapter: str = "auto",
         labels: str | Path | None = None,
         classes: Sequence[str] | None = None,
         confidence: float = 0.3,
         iou: float = 0.45,
         max_detections: int = 300,
-        backend_options: dict[str, Any] | None = None,
     ) -> Detector:
-        """Build backend and adapter through the plugin registry; ``adapter='auto'`` reads the output layout."""
-        engine = plugins.create("backends", backend, model_path=model, **(backend_options or {}))
+        """Build backend and adapter through the plugin registry; ``adapter='auto'`` reads the output layout.
+
+        ``backend_params`` are the backend plugin's own ``PARAMS`` (validated; errors name ``detector.<key>``)."""
+        engine = plugins.build("backends", backend, backend_params or {}, where="detector", model_path=model)
+        check_plugin(engine, InferenceBackend, "backends", backend)
         if adapter == "auto":
             adapter = guess_adapter(engine.output_shapes[0], dict(engine.metadata))
         thresholds = Thresholds(confidence=confidence, iou=iou, max_detections=max_detections)
-        model_adapter = plugins.create("model_adapters", adapter, input_size=engine.input_size, thresholds=thresholds)
+        model_adapter = plugins.build(
+            "model_adapters", adapter, {}, where="detector", input_size=engine.input_size, thresholds=thresholds
+        )
+        check_plugin(model_adapter, ModelAdapter, "model_adapters", adapter)
         names = load_labels(labels) if labels else engine.class_names()
         if names is None:
             raise ConfigError(f"model {model} embeds no class names: set detector.labels to a labels file")

@@ -6,10 +6,12 @@ import ast
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 from numpy.typing import NDArray
 
+from edge_vision.core.config import Param
 from edge_vision.core.errors import ConfigError, ModelError
 
 # Best first; "auto" takes those of these that the installed onnxruntime build offers.
@@ -25,11 +27,21 @@ class OnnxRuntimeBackend:
     """One ``InferenceSession`` with explicit threading, because on a small edge CPU the detector shares
     cores with decode and tracking threads: idle-spinning intra-op workers would steal them."""
 
+    PARAMS: ClassVar[tuple[Param, ...]] = (
+        Param(
+            "providers",
+            ["auto"],
+            "onnxruntime execution providers, best first; auto = those of TensorRT, CUDA, OpenVINO, CPU available",
+        ),
+        Param("intra_op_threads", 0, "inference threads (0 = onnxruntime default)", min=0, max=256),
+        Param("allow_spinning", True, "let idle intra-op threads spin (lower latency, but they hold their cores)"),
+    )
+
     def __init__(
         self,
         model_path: str | os.PathLike[str],
         *,
-        providers: Sequence[str] | str = "auto",
+        providers: Sequence[str] | str = ("auto",),
         intra_op_threads: int = 0,
         allow_spinning: bool = True,
     ) -> None:
@@ -39,10 +51,11 @@ class OnnxRuntimeBackend:
         if not path.is_file():
             raise ModelError(f"model file not found: {path}")
         available = ort.get_available_providers()
-        if providers == "auto":
+        requested = [providers] if isinstance(providers, str) else list(providers)
+        if requested in ([], ["auto"]):
             chosen = [p for p in _PREFERRED_PROVIDERS if p in available]
         else:
-            chosen = [providers] if isinstance(providers, str) else list(providers)
+            chosen = requested
             missing = [p for p in chosen if p not in available]
             if missing:
                 raise ConfigError(f"execution providers {missing} not available; this build offers {available}")

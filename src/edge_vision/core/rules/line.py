@@ -4,15 +4,29 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any, ClassVar
 
+import cv2
 import numpy as np
+from numpy.typing import NDArray
 
+from edge_vision.core.annotate import check_image, draw_text
+from edge_vision.core.config import Param
 from edge_vision.core.detections import Detections
 from edge_vision.core.errors import ConfigError
 from edge_vision.core.events import Event
-from edge_vision.core.frame import Frame
-from edge_vision.core.rules import TrackRule, check_float, check_int
-from edge_vision.core.rules.geometry import as_points, crosses_segment, signed_distance
+from edge_vision.core.rules import (
+    ANCHOR_PARAM,
+    CLASSES_PARAM,
+    FORGET_PARAM,
+    Meta,
+    TrackRule,
+    as_vertices,
+    check_float,
+    check_in_frame,
+    check_int,
+)
+from edge_vision.core.rules.geometry import crosses_segment, signed_distance
 
 __all__ = ["DIRECTION_IN", "DIRECTION_OUT", "LINE_CROSS", "LineCrossingRule"]
 
@@ -42,30 +56,47 @@ class LineCrossingRule(TrackRule):
     event) and one clear move back (one more). Set it above the tracker's box jitter.
     min_frames: debounce; the anchor must be clearly on the new side in this many consecutive observations
     (frames in the band neither count nor reset) before the crossing counts. 2 ignores one-frame box glitches.
-    See ``TrackRule`` for labels, classes, anchor and forget_after_frames.
+    start, end: the segment's ends in source pixels, each a flat ``[x, y]``.
+    See ``TrackRule`` for labels, classes, anchor and forget_after_s.
 
     ``in_count`` / ``out_count`` count the events emitted so far.
     """
 
+    PARAMS: ClassVar[tuple[Param, ...]] = (
+        Param("start", [0.0], "line start [x, y] in source pixels"),
+        Param("end", [0.0], "line end [x, y] in source pixels"),
+        CLASSES_PARAM,
+        ANCHOR_PARAM,
+        Param("min_distance", 2.0, "hysteresis: pixels past the line before a side counts", min=0.0),
+        Param("min_frames", 1, "consecutive observations on the new side before a crossing counts", min=1),
+        FORGET_PARAM,
+    )
+
+    color: tuple[int, int, int] = (255, 255, 255)  # BGR
+    thickness = 2
+    arrow = 24  # length in pixels of the ``in`` arrow drawn from the line's midpoint; 0 = none
+
     def __init__(
         self,
         name: str,
-        start: Sequence[float],
-        end: Sequence[float],
+        start: Sequence[float] | Sequence[Sequence[float]] | NDArray[Any],
+        end: Sequence[float] | Sequence[Sequence[float]] | NDArray[Any],
         labels: Sequence[str] = (),
         classes: Sequence[str] | None = None,
         anchor: str = "bottom_center",
         min_distance: float = 2.0,
         min_frames: int = 1,
-        forget_after_frames: int = 300,
+        forget_after_s: float = 10.0,
     ) -> None:
-        super().__init__(name, labels, classes, anchor, forget_after_frames)
-        try:
-            ends = as_points([start, end], minimum=2, what="start/end")
-        except ValueError as exc:
-            raise ConfigError(f"line rule {name!r}: start and end must be [x, y] points: {exc}") from exc
+        super().__init__(name, labels, classes, anchor, forget_after_s)
+        ends = []
+        for key, value in (("start", start), ("end", end)):
+            point = as_vertices(name, key, value, 1)
+            if len(point) != 1:
+                raise ConfigError(f"rule {name!r}: {key} must be one [x, y] point, got {value!r}")
+            ends.append(point[0])
         if np.array_equal(ends[0], ends[1]):
-            raise ConfigError(f"line rule {name!r}: start and end are the same point {ends[0].tolist()}")
+            raise ConfigError(f"rule {name!r}: start and end are the same point {ends[0].tolist()}")
         self.start, self.end = ends[0], ends[1]
         self.min_distance = check_float(name, "min_distance", min_distance, 0.0)
         self.min_frames = check_int(name, "min_frames", min_frames, 1)
@@ -73,8 +104,13 @@ class LineCrossingRule(TrackRule):
         self.out_count = 0
         self._tracks: dict[int, _LineTrack] = {}
 
-    def update(self, tracks: Detections, frame: Frame) -> list[Event]:
-        selected, points = self._select(tracks, frame)
+    def check_frame(self, width: int, height: int) -> None:
+        check_in_frame(self.name, {"start": self.start[None], "end": self.end[None]}, width, height)
+
+    def update(self, tracks: Detections, meta: Meta) -> list[Event]:
+        for track_id in self._forget(int(meta.stamp_ns)):
+            del self._tracks[track_id]
+        selected, points = self._select(tracks, meta)
         distance = signed_distance(points, self.start, self.end)
         sides = np.where(distance > self.min_distance, 1, np.where(distance < -self.min_distance, -1, 0))
         track_ids = selected.track_ids.tolist()
@@ -115,7 +151,7 @@ class LineCrossingRule(TrackRule):
                 events.append(
                     self._event(
                         LINE_CROSS,
-                        frame,
+                        meta,
                         track_id,
                         int(selected.class_ids[i]),
                         float(selected.scores[i]),
@@ -124,12 +160,29 @@ class LineCrossingRule(TrackRule):
                     )
                 )
             state.side, state.point, state.pending = side, point, 0
-        for track_id in self._forget(frame.sequence):
-            del self._tracks[track_id]
         return events
+
+    def draw(self, image: NDArray[np.uint8]) -> None:
+        """The line, an arrow showing the ``in`` direction, and ``name: in X / out Y``."""
+        check_image(image)
+        start, end = self.start, self.end
+        cv2.line(image, _pt(start), _pt(end), self.color, self.thickness, cv2.LINE_AA)
+        for point in (start, end):
+            cv2.circle(image, _pt(point), self.thickness + 2, self.color, cv2.FILLED, cv2.LINE_AA)
+        direction = end - start
+        # ``in`` is towards the right of start -> end on screen (y down): the normal (-dy, dx).
+        normal = np.array([-direction[1], direction[0]]) / float(np.hypot(*direction))
+        middle = (start + end) / 2
+        if self.arrow > 0:
+            cv2.arrowedLine(image, _pt(middle), _pt(middle + normal * self.arrow), self.color, 1, cv2.LINE_AA)
+        draw_text(image, f"{self.name}: in {self.in_count} / out {self.out_count}", *_pt(start), self.color)
 
     def reset(self) -> None:
         """Forget every track and zero the counters (e.g. when the source restarts)."""
+        super().reset()
         self._tracks.clear()
-        self._last_seen.clear()
         self.in_count = self.out_count = 0
+
+
+def _pt(point: NDArray[np.float64]) -> tuple[int, int]:
+    return round(float(point[0])), round(float(point[1]))

@@ -8,12 +8,26 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from edge_vision.core import assets
+from edge_vision.core.config import Param
 from edge_vision.core.errors import ConfigError, SourceError
 from edge_vision.core.frame import Frame
 
 log = logging.getLogger(__name__)
 
 _STREAM_SCHEMES = ("rtsp://", "rtsps://", "rtmp://", "http://", "https://", "udp://", "tcp://", "srt://")
+
+
+def _options(options: dict[str, str] | list[str] | None) -> dict[str, str]:
+    if isinstance(options, dict):
+        return {str(k): str(v) for k, v in options.items()}
+    parsed: dict[str, str] = {}
+    for item in options or []:
+        key, sep, value = str(item).partition("=")
+        if not sep or not key:
+            raise ConfigError(f"options: {item!r} is not key=value")
+        parsed[key.strip()] = value.strip()
+    return parsed
 
 
 class FileSource:
@@ -25,7 +39,18 @@ class FileSource:
     rate: 0 decodes as fast as possible; 1.0 paces output to the stream's frame rate (a live camera).
     decode_threads: FFmpeg decoder threads; 0 lets FFmpeg choose.
     max_frames: stop after this many yielded frames (0 = no limit).
+    options: FFmpeg/demuxer options as ``key=value`` strings (e.g. ``rtsp_transport=tcp``).
     """
+
+    PARAMS = (
+        Param("uri", "", "file path, device (/dev/video0) or stream URL; empty = the bundled sample video"),
+        Param("every_nth", 1, "process every Nth decoded frame", min=1, max=1000),
+        Param("loop", False, "restart the file at its end"),
+        Param("rate", 0.0, "0 = as fast as possible, 1.0 = the stream's own frame rate", min=0.0, max=100.0),
+        Param("decode_threads", 0, "FFmpeg decoder threads (0 = auto)", min=0, max=64),
+        Param("max_frames", 0, "stop after this many frames (0 = no limit)", min=0),
+        Param("options", [""], "FFmpeg options as key=value strings, e.g. rtsp_transport=tcp"),
+    )
 
     def __init__(
         self,
@@ -37,8 +62,9 @@ class FileSource:
         rate: float = 0.0,
         decode_threads: int = 0,
         max_frames: int = 0,
-        options: dict[str, str] | None = None,
+        options: dict[str, str] | list[str] | None = None,
     ) -> None:
+        uri = uri or str(assets.find(assets.DEFAULT_VIDEO))
         if every_nth < 1:
             raise ConfigError(f"source.every_nth must be >= 1, got {every_nth}")
         if rate < 0:
@@ -46,7 +72,7 @@ class FileSource:
         if max_frames < 0:
             raise ConfigError(f"source.max_frames must be >= 0, got {max_frames}")
         is_stream = uri.startswith(_STREAM_SCHEMES)
-        if not is_stream and not Path(uri).is_file():
+        if not is_stream and not Path(uri).exists():  # exists: device nodes (/dev/video0) are not files
             raise SourceError(f"video file not found: {uri}")
         self.uri = uri
         self.is_stream = is_stream
@@ -56,7 +82,7 @@ class FileSource:
         self.rate = rate
         self.decode_threads = decode_threads
         self.max_frames = max_frames
-        self.options = dict(options or {})
+        self.options = _options(options)
         self.frames_decoded = 0
         self.frames_skipped = 0
         self.decode_errors = 0
@@ -89,8 +115,9 @@ class FileSource:
 
         yielded = 0
         index = 0  # source frame index across loops, so sequence never repeats
+        # Paced per *source* frame, so every_nth > 1 at rate 1.0 still plays in real time.
         period = 1.0 / (self.fps * self.rate) if self.rate > 0 and self.fps > 0 else 0.0
-        next_due = time.monotonic()
+        started = time.monotonic()
         # Files are stamped on their media clock (start time + frame time), so replays are reproducible
         # and the gaps left by every_nth show in the stamps; live streams are stamped on arrival.
         t0_ns = time.time_ns()
@@ -115,8 +142,7 @@ class FileSource:
                             self.frames_skipped += 1
                             continue
                         if period:
-                            next_due += period
-                            delay = next_due - time.monotonic()
+                            delay = started + (index - 1) * period - time.monotonic()
                             if delay > 0:
                                 time.sleep(delay)
                         image = av_frame.to_ndarray(format="bgr24")

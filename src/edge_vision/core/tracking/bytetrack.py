@@ -12,14 +12,21 @@ Per ``update``:
 4. Unconfirmed tracks (seen on one frame only) get the remaining high detections (gate 0.7); unmatched ones are
    deleted, so a single-frame false positive never becomes a track.
 5. Remaining high detections scoring >= ``new_track_thresh`` start unconfirmed tracks (confirmed at once on the
-   very first frame, as in the reference). Lost tracks unseen for more than ``track_buffer`` source frames are
-   dropped, and tracked/lost duplicates (IoU > 0.85) are resolved in favour of the older track.
+   very first frame, as in the reference). Lost tracks unseen for more than ``track_buffer`` frames are dropped,
+   and tracked/lost duplicates (IoU > 0.85) are resolved in favour of the older track.
 
 Deliberate differences from the reference, each small:
 
-* Time is counted in *source* frames (``Frame.sequence``): when the pipeline runs the detector on every Nth
-  frame, the filter is predicted once per source frame in between and the lost buffer counts source frames, so
-  association behaves as if every frame had been seen (minus the missing measurements).
+* Time comes from stamps (``FrameMeta.stamp_ns``), never from update counts or sequence numbers. A "frame" is
+  the nominal period: ``1 / frame_rate``, or with ``frame_rate`` 0 the smallest positive gap between update
+  stamps seen so far. An update ``dt`` after the previous one predicts the filter ``max(1, round(dt / period))``
+  frames ahead, one frame at a time, and the lost buffer counts frames the same way; so ``every_nth``, dropped
+  messages and composed or standalone runs associate as if every frame had been seen (minus the missing
+  measurements). With evenly spaced stamps every update is one frame: the reference exactly. Tracks keep the
+  stamps of their first and last detection instead of frame ids (the duplicate check compares their spans).
+* ``track_buffer`` is in frames at the nominal rate, as given; the reference scales it by ``frame_rate / 30``
+  (the same at 30 fps).
+* Bad thresholds raise ``ConfigError`` naming the parameter (the reference does not check them).
 * ``class_aware``: a track only matches detections of its own class (and only de-duplicates against tracks of
   its own class). The reference is class-agnostic; ``class_aware=False`` restores that.
 * Public ``track_ids`` are issued when a track is *confirmed* (as supervision's external ids), so the ids seen
@@ -34,14 +41,18 @@ Deliberate differences from the reference, each small:
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, fields
+from typing import ClassVar
 
 import numpy as np
 from numpy.typing import NDArray
 from scipy.optimize import linear_sum_assignment
 
+from edge_vision.core.config import Param
 from edge_vision.core.detections import UNTRACKED, Detections
-from edge_vision.core.frame import Frame
+from edge_vision.core.errors import ConfigError
+from edge_vision.core.frame import Frame, FrameMeta
 from edge_vision.core.tracking.kalman import F64, KalmanFilterXYAH, xyah_to_xyxy, xyxy_to_xyah
 
 I64 = NDArray[np.int64]
@@ -65,8 +76,8 @@ class _Tracks:
     state: NDArray[np.int8]  # _TRACKED or _LOST
     activated: NDArray[np.bool_]  # confirmed (reference ``is_activated``)
     track_id: I64  # public id, UNTRACKED until confirmed
-    start: I64  # source frame the track was created on
-    end: I64  # source frame of its last matched detection
+    start: I64  # stamp (ns) the track was created at
+    end: I64  # stamp (ns) of its last matched detection
     score: NDArray[np.float32]  # of the last matched detection
     class_id: NDArray[np.int32]
     det: I64  # index of the matched detection in the latest update, -1 if none
@@ -145,10 +156,24 @@ class ByteTrack:
         low_thresh: detections scoring above this (and <= track_thresh) may only extend existing tracks.
         new_track_thresh: minimum score for an unmatched high detection to start a track (reference det_thresh).
         match_thresh: maximum first-stage cost (``1 - IoU``, or ``1 - IoU * score`` when fused) to match.
-        track_buffer: source frames a lost track is kept (and may be re-found) after its last detection.
+        track_buffer: frames (at the nominal rate) a lost track is kept, and may be re-found, after its last
+            detection.
+        frame_rate: the source's nominal fps, which sets how many frames a stamp gap is; 0 = the smallest
+            positive gap between update stamps seen so far. Set it when the tracker only ever sees every Nth
+            frame (``every_nth``: the estimate would take N frames as one), or when stamps jitter by more than
+            a tenth of the period (arrival stamps: one short gap makes every later gap several frames).
         fuse_score: multiply IoU by the detection score in the high/unconfirmed associations (reference non-MOT20).
         class_aware: a track only ever matches detections of the class it was started with.
     """
+
+    PARAMS: ClassVar[tuple[Param, ...]] = (
+        Param("track_thresh", 0.5, "detections above this start/extend tracks first", min=0.0, max=1.0),
+        Param("low_thresh", 0.1, "low-score detections above this only extend tracks", min=0.0, max=1.0),
+        Param("new_track_thresh", 0.6, "minimum score to start a new track", min=0.0, max=1.0),
+        Param("match_thresh", 0.8, "IoU-distance gate for association", min=0.0, max=1.0),
+        Param("track_buffer", 30, "frames at the nominal frame rate a lost track is kept", min=0, max=100000),
+        Param("frame_rate", 0.0, "nominal source fps (0 = the smallest stamp gap seen is one frame)", min=0.0),
+    )
 
     def __init__(
         self,
@@ -157,35 +182,57 @@ class ByteTrack:
         new_track_thresh: float = 0.6,
         match_thresh: float = 0.8,
         track_buffer: int = 30,
+        frame_rate: float = 0.0,
         fuse_score: bool = True,
         class_aware: bool = True,
     ) -> None:
-        if not 0.0 <= low_thresh <= track_thresh <= 1.0:
-            raise ValueError(f"need 0 <= low_thresh ({low_thresh}) <= track_thresh ({track_thresh}) <= 1")
+        for key, value in (
+            ("track_thresh", track_thresh),
+            ("low_thresh", low_thresh),
+            ("new_track_thresh", new_track_thresh),
+            ("match_thresh", match_thresh),
+        ):
+            if not 0.0 <= value <= 1.0:
+                raise ConfigError(f"{key} must be in [0, 1], got {value}")
+        if low_thresh > track_thresh:
+            raise ConfigError(f"low_thresh ({low_thresh}) must be <= track_thresh ({track_thresh})")
         if track_buffer < 0:
-            raise ValueError(f"track_buffer must be >= 0, got {track_buffer}")
+            raise ConfigError(f"track_buffer must be >= 0, got {track_buffer}")
+        if not (math.isfinite(frame_rate) and frame_rate >= 0.0):
+            raise ConfigError(f"frame_rate must be a finite number >= 0 (0 = from the stamps), got {frame_rate}")
         self.track_thresh = float(track_thresh)
         self.low_thresh = float(low_thresh)
         self.new_track_thresh = float(new_track_thresh)
         self.match_thresh = float(match_thresh)
         self.track_buffer = int(track_buffer)
+        self.frame_rate = float(frame_rate)
         self.fuse_score = bool(fuse_score)
         self.class_aware = bool(class_aware)
         self.kalman = KalmanFilterXYAH()
         self.reset()
 
     def reset(self) -> None:
-        """Forget every track; ids restart at 1."""
+        """Forget every track (and the estimated frame period); ids restart at 1."""
         self._tracks = _Tracks.empty()
         self._updates = 0  # reference ``frame_id``: tracks started on the first update are confirmed at once
-        self._last_sequence: int | None = None
+        self._last_stamp: int | None = None
+        self._period_ns: float | None = 1e9 / self.frame_rate if self.frame_rate > 0 else None
         self._next_id = 1
+
+    # -- time ------------------------------------------------------------------------------------------------
+
+    def _frames(self, dt_ns: I64, period: float | None) -> I64:
+        """Stamp differences as whole frames at ``period`` (rounded: stamps jitter). Without a period, every
+        stamp seen so far was the same, so no time has passed."""
+        if period is None:
+            return np.zeros_like(dt_ns)
+        return np.rint(dt_ns / period).astype(np.int64)
 
     # -- helpers ---------------------------------------------------------------------------------------------
 
     def _predict(self, mean: F64, cov: F64, lost: NDArray[np.bool_], steps: int) -> tuple[F64, F64]:
-        """Advance ``steps`` source frames. Lost tracks have their height velocity zeroed before each step, as
-        the reference does (a box seen shrinking must not vanish while unobserved). Stepping frame by frame
+        """Advance ``steps`` frames. Lost tracks have their height velocity zeroed before each step, as the
+        reference does (a box seen shrinking must not vanish while unobserved). Stepping frame by frame
         (rather than one big step) reproduces the process noise of an unskipped run exactly; ``steps`` is at
         most ``track_buffer + 1`` because older tracks have been dropped."""
         for _ in range(steps):
@@ -218,11 +265,16 @@ class ByteTrack:
 
     # -- Tracker protocol ------------------------------------------------------------------------------------
 
-    def update(self, detections: Detections, frame: Frame) -> Detections:
-        """Associate this frame's detections; return those that belong to confirmed tracks, ids set."""
-        sequence = int(frame.sequence)
-        gap = 1 if self._last_sequence is None else max(sequence - self._last_sequence, 1)
-        self._last_sequence = sequence
+    def update(self, detections: Detections, meta: FrameMeta | Frame) -> Detections:
+        """Associate the detections of the frame stamped ``meta.stamp_ns``; return those that belong to
+        confirmed tracks, ids set."""
+        stamp = int(meta.stamp_ns)
+        dt = 0 if self._last_stamp is None else stamp - self._last_stamp
+        if self.frame_rate <= 0 and dt > 0 and (self._period_ns is None or dt < self._period_ns):
+            self._period_ns = float(dt)
+        period = self._period_ns
+        steps = max(1, int(self._frames(np.array([dt]), period)[0]))
+        self._last_stamp = stamp
         self._updates += 1
         buffer = self.track_buffer
 
@@ -233,10 +285,10 @@ class ByteTrack:
         high = np.flatnonzero(valid & (scores > self.track_thresh))
         low = np.flatnonzero(valid & (scores <= self.track_thresh))
 
-        # Tracks that have now missed more than track_buffer source frames cannot be re-found. Without skipping
-        # this never fires here (step 5 below already dropped them); with skipping it keeps the buffer in
-        # source frames rather than in updates.
-        t = self._tracks.take(sequence - self._tracks.end - 1 <= buffer)
+        # Tracks that have now missed more than track_buffer frames cannot be re-found. With an update every
+        # frame this never fires here (step 5 below already dropped them); with gaps it keeps the buffer in
+        # frames rather than in updates.
+        t = self._tracks.take(self._frames(stamp - self._tracks.end, period) - 1 <= buffer)
         t.det = np.full(len(t), -1, np.int64)
 
         tracked = (t.state == _TRACKED) & t.activated
@@ -244,7 +296,7 @@ class ByteTrack:
         pool = np.concatenate([np.flatnonzero(tracked), np.flatnonzero(lost)])
         unconfirmed = np.flatnonzero((t.state == _TRACKED) & ~t.activated)  # not predicted, as in the reference
         if len(pool):
-            t.mean[pool], t.cov[pool] = self._predict(t.mean[pool], t.cov[pool], lost[pool], gap)
+            t.mean[pool], t.cov[pool] = self._predict(t.mean[pool], t.cov[pool], lost[pool], steps)
 
         # First association: confirmed + lost tracks vs high detections.
         cost = self._cost(t, pool, high, xyxy, detections, self.fuse_score)
@@ -272,19 +324,19 @@ class ByteTrack:
             t.mean[matched], t.cov[matched] = self.kalman.update(t.mean[matched], t.cov[matched], xyxy_to_xyah(xyxy[d]))
             t.state[matched] = _TRACKED
             t.activated[matched] = True
-            t.end[matched] = sequence
+            t.end[matched] = stamp
             t.score[matched] = scores[d]
             t.class_id[matched] = detections.class_ids[d]
 
         keep = np.ones(len(t), np.bool_)
         keep[unconfirmed[u_unconfirmed]] = False
-        # Reference step 5: lost tracks that could no longer be re-found on the next source frame go now.
-        keep &= ~((t.state == _LOST) & (sequence - t.end > buffer))
+        # Reference step 5: lost tracks that could no longer be re-found one frame later go now.
+        keep &= ~((t.state == _LOST) & (self._frames(stamp - t.end, period) > buffer))
 
         # New tracks from confident leftover high detections.
         new = left_high[u_left]
         new = new[scores[new] >= self.new_track_thresh]
-        t = t.take(keep).append(self._start(new, xyxy, detections, sequence))
+        t = t.take(keep).append(self._start(new, xyxy, detections, stamp))
 
         t = self._remove_duplicates(t)
 
@@ -298,18 +350,18 @@ class ByteTrack:
         out = out[np.argsort(t.det[out], kind="stable")]
         return detections[t.det[out]].with_track_ids(t.track_id[out].copy())
 
-    def _start(self, new: NDArray[np.intp], xyxy: F64, detections: Detections, sequence: int) -> _Tracks:
+    def _start(self, new: NDArray[np.intp], xyxy: F64, detections: Detections, stamp: int) -> _Tracks:
         n = len(new)
         mean, cov = self.kalman.initiate(xyxy_to_xyah(xyxy[new]))
-        seq = np.full(n, sequence, np.int64)
+        stamps = np.full(n, stamp, np.int64)
         return _Tracks(
             mean,
             cov,
             np.full(n, _TRACKED, np.int8),
             np.full(n, self._updates == 1, np.bool_),
             np.full(n, UNTRACKED, np.int64),
-            seq,
-            seq.copy(),
+            stamps,
+            stamps.copy(),
             detections.scores[new].copy(),
             detections.class_ids[new].copy(),
             new.astype(np.int64),
@@ -334,21 +386,26 @@ class ByteTrack:
         keep[tracked[(close & ~older_tracked).any(axis=1)]] = False
         return t.take(keep)
 
-    def predict(self, frame: Frame) -> Detections:
-        """Kalman-predicted boxes of the active tracks at ``frame`` (one the detector skipped), without changing
-        any state: rules and annotators see every track on every frame. Scores and classes are those of each
-        track's last matched detection; the order is that of the last ``update`` output."""
+    def predict(self, meta: FrameMeta | Frame) -> Detections:
+        """Kalman-predicted boxes of the active tracks at ``meta.stamp_ns`` (a frame the detector skipped),
+        without changing any state (not even the period estimate): rules and annotators see every track on
+        every frame. Scores and classes are those of each track's last matched detection; the order is that of
+        the last ``update`` output. Before the period is known (one update so far, ``frame_rate`` 0), the gap
+        since that update counts as one frame."""
         t = self._tracks
         active = np.flatnonzero((t.state == _TRACKED) & t.activated & (t.det >= 0))
         active = active[np.argsort(t.det[active], kind="stable")]
-        if len(active) == 0 or self._last_sequence is None:
+        if len(active) == 0 or self._last_stamp is None:
             return Detections.empty()
-        steps = int(frame.sequence) - self._last_sequence
-        if steps - 1 > self.track_buffer:  # update() would drop them all before matching
+        dt = int(meta.stamp_ns) - self._last_stamp
+        period = self._period_ns if self._period_ns is not None or dt <= 0 else float(dt)
+        frames = int(self._frames(np.array([dt]), period)[0])
+        if frames - 1 > self.track_buffer:  # update() would drop them all before matching
             return Detections.empty()
-        if steps <= 0:  # not a later frame: the filtered state is the best estimate
+        if dt <= 0:  # not a later frame: the filtered state is the best estimate
             mean = t.mean[active]
         else:
+            steps = max(1, frames)
             mean, _ = self._predict(t.mean[active], t.cov[active], np.zeros(len(active), np.bool_), steps)
         return Detections(
             xyah_to_xyxy(mean[:, :4]).astype(np.float32),

@@ -18,7 +18,8 @@ STD_WEIGHT_POSITION = 1.0 / 20
 STD_WEIGHT_VELOCITY = 1.0 / 160
 
 _NDIM = 4
-# x_{k+1} = F x_k with dt = 1 source frame; H picks the (cx, cy, a, h) measurement out of the state.
+# x_{k+1} = F x_k with dt = 1 frame (the tracker's nominal period); H picks the (cx, cy, a, h) measurement
+# out of the state.
 _MOTION = np.eye(2 * _NDIM)
 _MOTION[:_NDIM, _NDIM:] = np.eye(_NDIM)
 
@@ -59,7 +60,7 @@ class KalmanFilterXYAH:
         return mean, _diag(np.square(std))
 
     def predict(self, mean: F64, cov: F64) -> tuple[F64, F64]:
-        """One step (one source frame) ahead; returns new arrays, never mutates the inputs."""
+        """One step (one frame at the nominal period) ahead; returns new arrays, never mutates the inputs."""
         n = len(mean)
         h = mean[:, 3]
         wp, wv = STD_WEIGHT_POSITION, STD_WEIGHT_VELOCITY

@@ -1,0 +1,509 @@
+"""Config sections -> a running ``Graph`` for N cameras sharing one detector.
+
+Per camera ``c`` (stage names ``c/source``, ``c/track``...; a single unnamed camera has plain names):
+
+    c/source -> detect (shared, ``detector.workers`` threads, in order) -> c/track -> c/events
+             -> c/actions (own queue: a slow action never stalls detection)
+             -> c/annotate (drawing and the annotated video; inline unless it writes a video)
+
+``stages`` selects a subset: a standalone ROS node builds just its own stage and feeds it from a topic
+(``Pipeline.entry``); a composed process builds them all, or all but the ones left to other processes
+(``pipeline.external``). Every plugin is built by ``plugins.build`` from its own schema.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import queue
+import time
+from collections.abc import Callable, Collection, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from edge_vision.core import assets, config, plugins
+from edge_vision.core.actions.video import VideoWriter
+from edge_vision.core.annotate import Annotator
+from edge_vision.core.detection.detector import Detector, load_labels
+from edge_vision.core.detections import Detections
+from edge_vision.core.errors import EdgeVisionError
+from edge_vision.core.frame import Frame
+from edge_vision.core.interfaces import Action, Rule, Source, Tracker
+from edge_vision.core.packet import FramePacket
+from edge_vision.core.runtime.graph import Graph
+from edge_vision.core.runtime.health import Health
+from edge_vision.core.summary import RunSummary
+
+log = logging.getLogger(__name__)
+
+STAGES = config.STAGES
+
+
+def stage_name(camera: str, stage: str) -> str:
+    """Graph name of ``stage`` for ``camera``: the detector is shared, the rest are per camera."""
+    if stage == "detect":
+        return "detect"
+    return f"{camera}/{stage}" if camera else stage
+
+
+def build_detector(detector: Mapping[str, Any]) -> Detector:
+    model = detector["model"] or str(assets.find(assets.DEFAULT_MODEL))
+    labels = detector["labels"] or ("" if detector["model"] else str(assets.find(assets.DEFAULT_LABELS)))
+    backend_params = {k: detector[k] for k in config.plugin_keys("detector", detector)}
+    return Detector.from_config(
+        model,
+        backend=detector["backend"],
+        backend_params=backend_params,
+        adapter=detector["adapter"],
+        labels=labels or None,
+        classes=detector["classes"] or None,
+        confidence=detector["confidence"],
+        iou=detector["iou"],
+        max_detections=detector["max_detections"],
+    )
+
+
+def resolve_labels(detector: Mapping[str, Any]) -> list[str] | None:
+    """Labels from the config, COCO for the bundled model, else None (then the model must embed them)."""
+    if detector["labels"]:
+        return load_labels(detector["labels"])
+    if not detector["model"]:
+        return load_labels(assets.find(assets.DEFAULT_LABELS))
+    return None
+
+
+def build_source(camera: Mapping[str, Any]) -> Source:
+    values = {k: camera[k] for k in config.plugin_keys("camera", camera)}
+    source: Source = plugins.build("sources", camera["source"], values, where="camera", camera_id=camera["camera_id"])
+    return source
+
+
+def build_tracker(tracker: Mapping[str, Any]) -> Tracker:
+    values = {k: tracker[k] for k in config.plugin_keys("tracker", tracker)}
+    built: Tracker = plugins.build("trackers", tracker["tracker"], values, where="tracker")
+    return built
+
+
+def build_rules(rules: Mapping[str, Mapping[str, Any]], labels: Sequence[str], section: str = "events") -> list[Rule]:
+    built: list[Rule] = []
+    for name, spec in rules.items():
+        values = {k: v for k, v in spec.items() if k != "type"}
+        built.append(
+            plugins.build(
+                "rules", spec["type"], values, where=f"{section}.rules.{name}", name=name, labels=list(labels)
+            )
+        )
+    return built
+
+
+def build_actions(events: Mapping[str, Any], camera_id: str, labels: Sequence[str]) -> list[Action]:
+    actions: list[Action] = []
+    output_dir = events["output_dir"] or "."
+    try:
+        for name, spec in events["actions"].items():
+            values = {k: v for k, v in spec.items() if k != "type"}
+            actions.append(
+                plugins.build(
+                    "actions",
+                    spec["type"],
+                    values,
+                    where=f"events.actions.{name}",
+                    name=name,
+                    camera_id=camera_id,
+                    output_dir=output_dir,
+                    labels=list(labels),
+                )
+            )
+    except BaseException:
+        for action in actions:  # the ones already open: leave no temporary file behind
+            action.close()
+        raise
+    return actions
+
+
+# -- stages -------------------------------------------------------------------------------------------------
+
+
+class DetectStage:
+    """One detector (inference session) per worker thread; a worker takes whichever session is free."""
+
+    def __init__(self, detectors: Sequence[Detector]) -> None:
+        self.detectors = list(detectors)
+        self.labels = self.detectors[0].labels
+        self._free: queue.SimpleQueue[Detector] = queue.SimpleQueue()
+        for detector in self.detectors:
+            self._free.put(detector)
+
+    def process(self, packet: FramePacket) -> FramePacket:
+        if packet.image is None:
+            raise ValueError("the detector needs a packet with an image")
+        detector = self._free.get()
+        try:
+            packet.detections = detector.detect(packet.image)
+            timings = detector.timings
+        finally:
+            self._free.put(detector)
+        packet.timings_ms["preprocess"] = timings.preprocess_ms
+        packet.timings_ms["inference"] = timings.inference_ms
+        packet.timings_ms["postprocess"] = timings.postprocess_ms
+        return packet
+
+
+class TrackStage:
+    def __init__(self, tracker: Tracker) -> None:
+        self.tracker = tracker
+
+    def process(self, packet: FramePacket) -> FramePacket:
+        t0 = time.perf_counter()
+        detections = packet.detections if packet.detections is not None else Detections.empty()
+        packet.tracks = self.tracker.update(detections, packet.meta)
+        packet.timings_ms["tracking"] = (time.perf_counter() - t0) * 1e3
+        return packet
+
+
+class EventStage:
+    """Rules in order; geometry is checked against the first frame whose size is known."""
+
+    def __init__(self, rules: Sequence[Rule], on_config_error: Callable[[EdgeVisionError], None]) -> None:
+        self.rules = list(rules)
+        self._checked = False
+        self._on_config_error = on_config_error
+
+    def process(self, packet: FramePacket) -> FramePacket | None:
+        t0 = time.perf_counter()
+        if not self._checked and packet.meta.width > 0:
+            self._checked = True
+            try:
+                for rule in self.rules:
+                    rule.check_frame(packet.meta.width, packet.meta.height)
+            except EdgeVisionError as exc:
+                self._on_config_error(exc)
+                return None
+        tracks = packet.tracks if packet.tracks is not None else Detections.empty()
+        packet.events = [event for rule in self.rules for event in rule.update(tracks, packet.meta)]
+        packet.timings_ms["events"] = (time.perf_counter() - t0) * 1e3
+        return packet
+
+
+class ActionStage:
+    def __init__(self, actions: Sequence[Action]) -> None:
+        self.actions = list(actions)
+
+    def process(self, packet: FramePacket) -> None:
+        tracks = packet.tracks if packet.tracks is not None else Detections.empty()
+        for action in self.actions:
+            action.handle(packet.events, packet.meta, tracks)
+
+    def close(self) -> None:
+        errors = []
+        for action in self.actions:
+            try:
+                action.close()
+            except Exception as exc:  # close every action, then report
+                errors.append(exc)
+        if errors:
+            raise errors[0]
+
+
+class AnnotateStage:
+    """Draws rules, boxes and labels on a copy of the frame (``packet.annotated``) when someone wants it:
+    the video file, or ``wanted()`` (a ROS subscriber). The video is written at the rate of the frames it
+    holds: its fps comes from the stamps of its first two frames (or ``video_fps``)."""
+
+    def __init__(
+        self,
+        labels: Sequence[str],
+        rules: Sequence[Rule],
+        *,
+        video_path: str = "",
+        video_fps: float = 0.0,
+        wanted: Callable[[], bool] = lambda: False,
+    ) -> None:
+        self.labels = list(labels)
+        self.rules = list(rules)
+        self.annotator = Annotator()
+        self.video_path = video_path
+        self.video_fps = video_fps
+        self.wanted = wanted
+        self.video: VideoWriter | None = None
+        self.frames_written = 0
+        self._first: tuple[int, NDArray[np.uint8]] | None = None
+
+    def process(self, packet: FramePacket) -> FramePacket:
+        if not self.video_path and not self.wanted():
+            return packet
+        if packet.image is None:
+            raise ValueError("the annotator needs a packet with an image")
+        frame = Frame(packet.image, packet.meta.stamp_ns, packet.meta.camera_id, packet.meta.sequence)
+        tracks = packet.tracks if packet.tracks is not None else packet.detections
+        image = self.annotator.annotate(frame, tracks, self.labels, self.rules)
+        packet.annotated = image
+        if self.video_path:
+            self._write(packet.meta.stamp_ns, image)
+        return packet
+
+    def _write(self, stamp_ns: int, image: NDArray[np.uint8]) -> None:
+        if self.video is None:
+            if self._first is None and not self.video_fps:
+                self._first = (stamp_ns, image)
+                return
+            fps = self.video_fps
+            if not fps and self._first is not None and stamp_ns > self._first[0]:
+                fps = 1e9 / (stamp_ns - self._first[0])
+            self._open(fps or 10.0)
+        assert self.video is not None
+        self.video.write(image)
+        self.frames_written += 1
+
+    def _open(self, fps: float) -> None:
+        self.video = VideoWriter(self.video_path, fps=fps)
+        if self._first is not None:
+            self.video.write(self._first[1])
+            self.frames_written += 1
+            self._first = None
+
+    def close(self) -> None:
+        if self._first is not None:  # a one-frame video
+            self._open(self.video_fps or 10.0)
+        if self.video is not None:
+            self.video.close()
+
+
+# -- the pipeline -------------------------------------------------------------------------------------------
+
+
+@dataclass
+class CameraParts:
+    name: str
+    camera_id: str
+    source: Source | None = None
+    tracker: Tracker | None = None
+    events: EventStage | None = None
+    actions: ActionStage | None = None
+    annotate: AnnotateStage | None = None
+    stages: list[str] = field(default_factory=list)
+
+
+class Pipeline:
+    """The graph for every camera of ``sections``, built and ready to ``start``.
+
+    stages: which of ``STAGES`` run here (default all but ``pipeline.external``). Without ``detect``, pass
+    ``labels`` (a standalone tracker learns them from ``label_info``).
+    wanted: ``wanted(camera, stage)`` -> True while someone outside wants that stage's output even if no local
+    stage consumes it (a ROS subscriber to ``image_annotated``).
+    """
+
+    def __init__(
+        self,
+        sections: Mapping[str, Mapping[str, Any]],
+        *,
+        stages: Collection[str] | None = None,
+        labels: Sequence[str] | None = None,
+        health: Health | None = None,
+        wanted: Callable[[str, str], bool] = lambda camera, stage: False,
+    ) -> None:
+        config.check_cross(sections)
+        pipeline = sections["pipeline"]
+        if stages is None:
+            stages = [s for s in STAGES if s not in pipeline["external"]]
+        unknown = sorted(set(stages) - set(STAGES))
+        if unknown:
+            raise ValueError(f"unknown stages {unknown}; expected {STAGES}")
+        self.sections = sections
+        self.stages = [s for s in STAGES if s in stages]
+        self.health = health or Health(error_budget=pipeline["error_budget"])
+        self.graph = Graph(self.health)
+        self.fatal: EdgeVisionError | None = None
+        self.cameras: dict[str, CameraParts] = {}
+        self.detect: DetectStage | None = None
+        self._closers: list[Callable[[], Any]] = []
+        queue_size = pipeline["queue_size"]
+        try:
+            camera_sections = config.camera_sections(sections)
+            if "detect" in self.stages:
+                workers = sections["detector"]["workers"]
+                self.detect = DetectStage([build_detector(sections["detector"]) for _ in range(workers)])
+                labels = self.detect.labels
+            self.labels: list[str] = list(labels or [])
+            if not self.labels and any(s in self.stages for s in ("track", "events", "annotate")):
+                raise ValueError("stages after the detector need the detector's labels")
+            self.summary = RunSummary(self.labels)
+            # Sources first: a missing video fails before any output is opened.
+            for name, camera in camera_sections.items():
+                parts = self.cameras[name] = CameraParts(name, camera["camera_id"])
+                if "source" in self.stages:
+                    parts.source = build_source(camera)
+                    self._closers.append(parts.source.close)
+            # Stages are added upstream first: that is the order the graph drains them in at the end.
+            for parts in self.cameras.values():
+                if parts.source is not None:
+                    self.graph.add_source(stage_name(parts.name, "source"), parts.source, camera=parts.name)
+            if self.detect is not None:
+                self.graph.add_stage(
+                    "detect",
+                    self.detect.process,
+                    workers=len(self.detect.detectors),
+                    queue_size=queue_size,
+                    policy=pipeline["policy"],
+                )
+                self.graph.tap("detect", self._on_detected)
+            for parts in self.cameras.values():
+                self._build_camera(parts, queue_size, wanted)
+            self._wire()
+        except BaseException:
+            self._release()
+            raise
+
+    def _build_camera(self, parts: CameraParts, queue_size: int, wanted: Callable[[str, str], bool]) -> None:
+        name, graph, sections = parts.name, self.graph, self.sections
+        if "track" in self.stages:
+            parts.tracker = build_tracker(sections["tracker"])
+            stage = stage_name(name, "track")
+            graph.add_stage(stage, TrackStage(parts.tracker).process, camera=name, queue_size=queue_size)
+            graph.tap(stage, lambda p: self.summary.on_tracks(p.tracks))
+        rules: list[Rule] = []
+        if "events" in self.stages:
+            events = sections["events"]
+            rules = build_rules(events["rules"], self.labels)
+            parts.events = EventStage(rules, self._config_error)
+            stage = stage_name(name, "events")
+            graph.add_stage(stage, parts.events.process, camera=name, workers=0)
+            graph.tap(stage, lambda p: self.summary.on_events(p.events))
+            actions = build_actions(events, parts.camera_id, self.labels)
+            if actions:
+                parts.actions = ActionStage(actions)
+                self._closers.append(parts.actions.close)
+                graph.add_stage(
+                    stage_name(name, "actions"),
+                    parts.actions.process,
+                    camera=name,
+                    queue_size=max(queue_size, 64),
+                    close=parts.actions.close,
+                )
+        if "annotate" in self.stages:
+            visualizer = sections["visualizer"]
+            if not rules:
+                rules = build_rules(visualizer["rules"] or sections["events"]["rules"], self.labels, "visualizer")
+            video_path = visualizer["video_path"]
+            if video_path and len(self.cameras) > 1:
+                stem = Path(video_path)
+                video_path = str(stem.with_name(f"{stem.stem}_{name}{stem.suffix}"))
+            parts.annotate = AnnotateStage(
+                self.labels,
+                rules,
+                video_path=video_path,
+                video_fps=visualizer["video_fps"],
+                wanted=lambda: wanted(name, "annotate"),
+            )
+            self._closers.append(parts.annotate.close)
+            # Inline on the tracker's thread unless it encodes video: an extra hop costs more than drawing.
+            graph.add_stage(
+                stage_name(name, "annotate"),
+                parts.annotate.process,
+                camera=name,
+                workers=1 if video_path else 0,
+                queue_size=queue_size,
+                close=parts.annotate.close,
+            )
+
+    def _wire(self) -> None:
+        graph = self.graph
+        for name, parts in self.cameras.items():
+            chain = [stage_name(name, s) for s in ("source", "track", "events") if s in self.stages]
+            if "source" in self.stages and "detect" in self.stages:
+                graph.connect(stage_name(name, "source"), "detect")
+                chain = chain[1:]
+            for upstream, downstream in itertools.pairwise(chain):
+                graph.connect(upstream, downstream)
+            last = chain[-1] if chain else None
+            if parts.actions is not None and last is not None:
+                graph.connect(last, stage_name(name, "actions"))
+            if parts.annotate is not None and last is not None and last != stage_name(name, "source"):
+                graph.connect(last, stage_name(name, "annotate"))
+            end = stage_name(name, "events") if "events" in self.stages else last
+            if end is not None:
+                graph.tap(
+                    end,
+                    lambda p: self.health.frame_done(
+                        p.meta.camera_id and self._camera_of(p), (time.perf_counter() - p.created) * 1e3
+                    ),
+                )
+        if "detect" in self.stages and "track" in self.stages:
+            routes = {parts.camera_id: stage_name(name, "track") for name, parts in self.cameras.items()}
+            graph.connect("detect", lambda p: routes.get(p.meta.camera_id))
+        self._by_camera_id = {parts.camera_id: name for name, parts in self.cameras.items()}
+
+    def _on_detected(self, packet: FramePacket) -> None:
+        self.summary.on_detections(packet.detections)
+        # The detector's latency budget (what a deployer tunes) as sub-stages of ``detect`` on stats.
+        for part in ("preprocess", "inference", "postprocess"):
+            if part in packet.timings_ms:
+                self.health.record(f"detect.{part}", packet.timings_ms[part])
+
+    def _camera_of(self, packet: FramePacket) -> str:
+        return self._by_camera_id.get(packet.meta.camera_id, "")
+
+    def camera_of(self, camera_id: str) -> str | None:
+        """The camera name (namespace) whose frames carry ``camera_id``."""
+        return self._by_camera_id.get(camera_id)
+
+    def _config_error(self, exc: EdgeVisionError) -> None:
+        if self.fatal is None:
+            self.fatal = exc
+        self.health.fail(str(exc))
+
+    def entry(self, camera: str) -> str:
+        """The first stage of ``camera`` here: where packets from outside (a topic) are fed."""
+        for stage in STAGES:
+            if stage in self.stages and stage != "source":
+                return stage_name(camera, stage)
+        raise ValueError("this pipeline has no stage that takes input")
+
+    # -- running -------------------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self.summary.started = time.perf_counter()
+        self.graph.start()
+
+    def run(self, timeout: float | None = None) -> bool:
+        """Start, run every source to its end (or ``stop``), drain and close. True when the run succeeded."""
+        self.start()
+        try:
+            self.graph.wait(timeout)
+        finally:
+            self.close()
+        return self.succeeded
+
+    def stop(self) -> None:
+        self.graph.stop()
+
+    def close(self) -> bool:
+        clean = self.graph.close()
+        self.summary.finish()
+        self._closers.clear()
+        return clean
+
+    def _release(self) -> None:
+        """Constructor failed: release what was opened (no temporary output left behind)."""
+        for closer in reversed(self._closers):
+            try:
+                closer()
+            except Exception:
+                log.exception("release after a failed build")
+        self._closers.clear()
+
+    @property
+    def succeeded(self) -> bool:
+        return not self.health.failed and not self.health.source_failed()
+
+    def failure(self) -> str:
+        reasons = ([self.health.failure] if self.health.failure else []) + self.health.source_failed()
+        return "; ".join(reasons)
+
+
+def build_pipeline(sections: Mapping[str, Mapping[str, Any]], **kwargs: Any) -> Pipeline:
+    return Pipeline(sections, **kwargs)

@@ -1,0 +1,281 @@
+"""``Health``: one thread-safe record of how the graph is doing, written by edges and stages as things
+happen and read by publishers on a timer (``stats``, ``/diagnostics``, the run summary, exit codes).
+
+Per stage: frames processed, fps, latency p50/p99, errors (with the last message) and its queue's depth and
+drops. Per source: frames decoded/skipped and state. An error budget turns a stage that keeps failing into
+``failed``: ERROR on diagnostics, the graph stops, and the process exits non-zero.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+OK, WARN, ERROR = 0, 1, 2
+LEVEL_NAMES = {OK: "OK", WARN: "WARN", ERROR: "ERROR"}
+
+
+@dataclass(slots=True)
+class StageHealth:
+    name: str
+    camera: str = ""  # "" = shared by every camera (e.g. one detector for N cameras)
+    processed: int = 0
+    errors: int = 0
+    consecutive_errors: int = 0
+    last_error: str = ""
+    last_error_at: float = 0.0
+    dropped: int = 0
+    last_drop_at: float = 0.0
+    latencies_ms: deque[float] = field(default_factory=lambda: deque(maxlen=300))
+    done_at: deque[float] = field(default_factory=lambda: deque(maxlen=120))
+    depth: Callable[[], int] | None = None  # live depth of the stage's input queue
+
+
+@dataclass(frozen=True, slots=True)
+class StageReport:
+    name: str
+    camera: str
+    processed: int
+    fps: float
+    p50_ms: float
+    p99_ms: float
+    mean_ms: float
+    max_ms: float
+    last_ms: float
+    errors: int
+    dropped: int
+    queue_depth: int
+    last_error: str
+
+
+@dataclass(frozen=True, slots=True)
+class SourceReport:
+    camera: str
+    state: str  # starting | streaming | ended | failed
+    frames_decoded: int
+    frames_skipped: int
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class Report:
+    """A consistent snapshot for one camera (its stages plus the shared ones), or for all (camera None)."""
+
+    level: int
+    message: str
+    stages: tuple[StageReport, ...]
+    sources: tuple[SourceReport, ...]
+    fps: float
+    latency_ms: float
+    latency_p50_ms: float
+    latency_p99_ms: float
+    frames_processed: int
+    frames_decoded: int
+    frames_skipped: int
+    frames_dropped: int
+    errors: int
+
+
+def _fps(done: deque[float]) -> float:
+    if len(done) < 2:
+        return 0.0
+    span = done[-1] - done[0]
+    return (len(done) - 1) / span if span > 0 else 0.0
+
+
+class Health:
+    """error_budget: consecutive failures of one stage that mark the graph failed.
+    warn_hold_s: a drop or an error keeps the level at WARN (at least) for this long after it happened."""
+
+    def __init__(self, *, error_budget: int = 10, warn_hold_s: float = 5.0) -> None:
+        self.error_budget = error_budget
+        self.warn_hold_s = warn_hold_s
+        self._lock = threading.Lock()
+        self._stages: dict[str, StageHealth] = {}
+        self._sources: dict[str, dict[str, object]] = {}
+        self._done: dict[str, deque[float]] = {}
+        self._latency: dict[str, deque[float]] = {}
+        self._processed: dict[str, int] = {}
+        self.failure: str | None = None
+        self._on_failure: list[Callable[[str], None]] = []
+
+    # -- writers -------------------------------------------------------------------------------------------
+
+    def stage(self, name: str, camera: str = "", depth: Callable[[], int] | None = None) -> StageHealth:
+        with self._lock:
+            entry = self._stages.get(name)
+            if entry is None:
+                entry = self._stages[name] = StageHealth(name, camera)
+            if depth is not None:
+                entry.depth = depth
+            return entry
+
+    def record(self, name: str, ms: float) -> None:
+        """A stage processed one item in ``ms``."""
+        now = time.monotonic()
+        with self._lock:
+            entry = self._stages.get(name) or self._stages.setdefault(name, StageHealth(name))
+            entry.processed += 1
+            entry.consecutive_errors = 0
+            entry.latencies_ms.append(ms)
+            entry.done_at.append(now)
+
+    def error(self, name: str, exc: BaseException) -> bool:
+        """A stage failed on one item. True when that exhausted the error budget (the graph is now failed)."""
+        message = f"{type(exc).__name__}: {exc}"
+        with self._lock:
+            entry = self._stages.get(name) or self._stages.setdefault(name, StageHealth(name))
+            entry.errors += 1
+            entry.consecutive_errors += 1
+            entry.last_error = message
+            entry.last_error_at = time.monotonic()
+            exhausted = entry.consecutive_errors >= self.error_budget and self.failure is None
+            if exhausted:
+                self.failure = f"stage {name} failed {entry.consecutive_errors} times in a row: {message}"
+        if exhausted:
+            self._notify_failure()
+        return exhausted
+
+    def dropped(self, name: str, count: int = 1) -> None:
+        """``count`` items dropped at the input of stage ``name`` (full queue, or rejected input)."""
+        with self._lock:
+            entry = self._stages.get(name) or self._stages.setdefault(name, StageHealth(name))
+            entry.dropped += count
+            entry.last_drop_at = time.monotonic()
+
+    def fail(self, reason: str) -> None:
+        with self._lock:
+            first = self.failure is None
+            if first:
+                self.failure = reason
+        if first:
+            self._notify_failure()
+
+    def on_failure(self, callback: Callable[[str], None]) -> None:
+        self._on_failure.append(callback)
+
+    def _notify_failure(self) -> None:
+        assert self.failure is not None
+        for callback in list(self._on_failure):
+            callback(self.failure)
+
+    def source(
+        self,
+        camera: str,
+        *,
+        state: str | None = None,
+        decoded: int | None = None,
+        skipped: int | None = None,
+        message: str | None = None,
+    ) -> None:
+        with self._lock:
+            entry = self._sources.setdefault(camera, {"state": "starting", "decoded": 0, "skipped": 0, "message": ""})
+            for key, value in (("state", state), ("decoded", decoded), ("skipped", skipped), ("message", message)):
+                if value is not None:
+                    entry[key] = value
+
+    def frame_done(self, camera: str, latency_ms: float) -> None:
+        """One frame made it through every stage of ``camera``; ``latency_ms`` from decode to the end."""
+        now = time.monotonic()
+        with self._lock:
+            self._done.setdefault(camera, deque(maxlen=120)).append(now)
+            self._latency.setdefault(camera, deque(maxlen=300)).append(latency_ms)
+            self._processed[camera] = self._processed.get(camera, 0) + 1
+
+    # -- readers -------------------------------------------------------------------------------------------
+
+    @property
+    def failed(self) -> bool:
+        return self.failure is not None
+
+    def source_failed(self, camera: str | None = None) -> list[str]:
+        with self._lock:
+            return [
+                f"{cam}: {entry['message']}"
+                for cam, entry in self._sources.items()
+                if entry["state"] == "failed" and (camera is None or cam == camera)
+            ]
+
+    def report(self, camera: str | None = None) -> Report:
+        now = time.monotonic()
+        with self._lock:
+            stages = [s for s in self._stages.values() if camera is None or s.camera in ("", camera)]
+            stage_reports = tuple(self._stage_report(s) for s in stages)
+            sources = tuple(
+                SourceReport(cam, str(e["state"]), int(e["decoded"]), int(e["skipped"]), str(e["message"]))  # type: ignore[call-overload]
+                for cam, e in self._sources.items()
+                if camera is None or cam == camera
+            )
+            cams = [camera] if camera is not None else list(self._done)
+            done = sorted(t for c in cams for t in self._done.get(c, ()))
+            latencies = [v for c in cams for v in self._latency.get(c, ())]
+            last_latency = self._latency[cams[0]][-1] if len(cams) == 1 and self._latency.get(cams[0]) else 0.0
+            processed = sum(self._processed.get(c, 0) for c in cams)
+            recent_drop = any(now - s.last_drop_at < self.warn_hold_s for s in stages if s.dropped)
+            recent_error = [s for s in stages if s.errors and now - s.last_error_at < self.warn_hold_s]
+            failure = self.failure
+        dropped = sum(s.dropped for s in stage_reports)
+        errors = sum(s.errors for s in stage_reports)
+        failed_sources = [s for s in sources if s.state == "failed"]
+        fps = (len(done) - 1) / (done[-1] - done[0]) if len(done) > 1 and done[-1] > done[0] else 0.0
+        if failure is not None:
+            level, message = ERROR, failure
+        elif failed_sources:
+            level, message = ERROR, "; ".join(f"source {s.camera} failed: {s.message}" for s in failed_sources)
+        elif recent_error:
+            level = WARN
+            message = "; ".join(f"{s.name}: {s.errors} errors, last: {s.last_error}" for s in recent_error)
+        elif recent_drop:
+            level, message = (
+                WARN,
+                f"dropping frames: {dropped} dropped so far at "
+                + ", ".join(f"{s.name} {s.dropped}" for s in stage_reports if s.dropped),
+            )
+        elif processed == 0:
+            level, message = WARN, "no frame processed yet"
+        else:
+            level, message = OK, f"{fps:.1f} fps"
+        return Report(
+            level=level,
+            message=message,
+            stages=stage_reports,
+            sources=sources,
+            fps=fps,
+            latency_ms=last_latency,
+            latency_p50_ms=float(np.percentile(latencies, 50)) if latencies else 0.0,
+            latency_p99_ms=float(np.percentile(latencies, 99)) if latencies else 0.0,
+            frames_processed=processed,
+            frames_decoded=sum(s.frames_decoded for s in sources),
+            frames_skipped=sum(s.frames_skipped for s in sources),
+            frames_dropped=dropped,
+            errors=errors,
+        )
+
+    @staticmethod
+    def _stage_report(s: StageHealth) -> StageReport:
+        values = list(s.latencies_ms)
+        if values:
+            p50, p99 = (float(v) for v in np.percentile(values, [50, 99]))
+            mean, peak, last = float(np.mean(values)), float(max(values)), values[-1]
+        else:
+            p50 = p99 = mean = peak = last = 0.0
+        return StageReport(
+            name=s.name,
+            camera=s.camera,
+            processed=s.processed,
+            fps=_fps(s.done_at),
+            p50_ms=p50,
+            p99_ms=p99,
+            mean_ms=mean,
+            max_ms=peak,
+            last_ms=last,
+            errors=s.errors,
+            dropped=s.dropped,
+            queue_depth=s.depth() if s.depth is not None else 0,
+            last_error=s.last_error,
+        )

@@ -1,0 +1,107 @@
+"""``SectionNode``: one ROS node per config section (camera, detector, tracker, events, visualizer,
+pipeline). It declares the section's schema and its plugins' schemas as ROS parameters (descriptions, ranges)
+and validates them with the core (``config.resolve``): errors name ``section.parameter``.
+
+A node holds parameters and ports only; the work is done by the core graph, whether the node runs alone or
+composed with the others in one process: a node does not know which.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
+from rclpy.node import Node
+from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
+
+from edge_vision.core import config, plugins
+from edge_vision.core.errors import ConfigError
+
+
+def descriptor(param: config.Param | None, read_only: bool = True) -> ParameterDescriptor:
+    if param is None:
+        return ParameterDescriptor(read_only=read_only)
+    result = ParameterDescriptor(description=param.description, read_only=read_only)
+    if param.min is not None and param.max is not None:
+        if isinstance(param.default, float):
+            result.floating_point_range = [FloatingPointRange(from_value=param.min, to_value=param.max, step=0.0)]
+        elif isinstance(param.default, int) and not isinstance(param.default, bool):
+            result.integer_range = [IntegerRange(from_value=int(param.min), to_value=int(param.max), step=1)]
+    if param.choices:
+        result.additional_constraints = f"one of {list(param.choices)}"
+    return result
+
+
+def flatten(values: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """``{rules: {door: {type: zone}}}`` -> ``{"rules.door.type": "zone"}`` (ROS parameter names)."""
+    flat: dict[str, Any] = {}
+    for key, value in values.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            flat.update(flatten(value, f"{name}."))
+        else:
+            flat[name] = value
+    return flat
+
+
+def unflatten(flat: Mapping[str, Any]) -> dict[str, Any]:
+    nested: dict[str, Any] = {}
+    for name, value in flat.items():
+        *parents, leaf = name.split(".")
+        here = nested
+        for part in parents:
+            here = here.setdefault(part, {})
+            if not isinstance(here, dict):
+                raise ConfigError(f"parameter {name}: {part} is both a value and a group")
+        here[leaf] = value
+    return nested
+
+
+class SectionNode(Node):
+    """``values``: section values given in-process (they win over a parameter file's)."""
+
+    def __init__(self, section: str, *, values: Mapping[str, Any] | None = None, **node_kwargs: Any) -> None:
+        node_kwargs.setdefault("node_name", section)
+        super().__init__(**node_kwargs)
+        self.section = section
+        # Parameters from --params-file / launch for this node, before any is declared. rclpy keeps them in
+        # ``_parameter_overrides``; reading them is how nested plugin instances (rules.<name>.*) are discovered
+        # without asking the user to list every name twice.
+        given = {name: p.value for name, p in self._parameter_overrides.items() if name != "use_sim_time"}
+        given.update(flatten(self._ros_form(values or {})))
+        self.values: dict[str, Any] = config.resolve(section, unflatten(given))
+        self._declare_all()
+
+    def _ros_form(self, values: Mapping[str, Any]) -> dict[str, Any]:
+        document = config.to_ros_parameters({self.section: values})
+        body: dict[str, Any] = document[f"/**/{self.section}"]["ros__parameters"]
+        return body
+
+    def _declare_all(self) -> None:
+        schema = config.SCHEMA[self.section]
+        body = self._ros_form(self.values)
+        for name, value in flatten(body).items():
+            head, _, rest = name.partition(".")
+            param: config.Param | None = schema.get(head)
+            if param is None and not rest and self.section in config.PLUGIN_SECTIONS:
+                kind, selector = config.PLUGIN_SECTIONS[self.section]
+                param = plugins.schema(plugins.load(kind, self.values[selector])).get(head)
+            elif param is None and head in config.INSTANCE_KEYS.get(self.section, {}):
+                instance, _, key = rest.partition(".")
+                spec = self.values[head].get(instance, {})
+                kind = config.INSTANCE_KEYS[self.section][head]
+                if key != "type" and spec:
+                    param = plugins.schema(plugins.load(kind, spec["type"])).get(key)
+            try:
+                self.declare_parameter(name, value, descriptor(param))
+            except Exception as exc:  # rclpy's InvalidParameterValueException and friends
+                raise ConfigError(f"{self.section}.{name}: {exc}") from exc
+
+    def qos(self) -> QoSProfile:
+        reliability = (
+            ReliabilityPolicy.RELIABLE
+            if self.values["qos_reliability"] == "reliable"
+            else ReliabilityPolicy.BEST_EFFORT
+        )
+        return QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=self.values["qos_depth"], reliability=reliability)
