@@ -61,6 +61,7 @@ setup(
         "edge_vision.rules": [
             "zone = edge_vision.core.rules.zone:PolygonZoneRule",
             "line = edge_vision.core.rules.line:LineCrossingRule",
+            "dwell = edge_vision.core.rules.dwell:DwellRule",
         ],
         "edge_vision.actions": [
             "jsonl = edge_vision.core.actions.jsonl:JsonlEventLog",
