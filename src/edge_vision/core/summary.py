@@ -35,8 +35,9 @@ class RunSummary:
         self.events: dict[str, int] = {}
         self.started = time.perf_counter()
         self.finished: float | None = None
-        self._track_frames: dict[int, int] = {}  # track id -> frames it was seen in
-        self._track_classes: dict[int, Counter[int]] = {}  # track id -> class id -> frames
+        # Keyed by (camera, track id): each camera's tracker numbers its tracks from 1.
+        self._track_frames: dict[tuple[str, int], int] = {}  # track -> frames it was seen in
+        self._track_classes: dict[tuple[str, int], Counter[int]] = {}  # track -> class id -> frames
         self._lock = threading.Lock()
 
     def _name(self, class_id: int) -> str:
@@ -53,14 +54,15 @@ class RunSummary:
                 name = self._name(class_id)
                 self.detections_per_class[name] = self.detections_per_class.get(name, 0) + 1
 
-    def on_tracks(self, tracks: Detections | None) -> None:
-        """One processed frame's tracker output; untracked rows (id < 0) are ignored, an id counts once a frame."""
+    def on_tracks(self, tracks: Detections | None, camera: str = "") -> None:
+        """One processed frame's tracker output for ``camera``; untracked rows (id < 0) are ignored, an id
+        counts once a frame."""
         if tracks is None:
             return
-        seen: dict[int, int] = {}
+        seen: dict[tuple[str, int], int] = {}
         for track_id, class_id in zip(tracks.track_ids.tolist(), tracks.class_ids.tolist(), strict=True):
             if track_id >= 0:
-                seen.setdefault(track_id, class_id)
+                seen.setdefault((camera, track_id), class_id)
         with self._lock:
             for track_id, class_id in seen.items():
                 self._track_frames[track_id] = self._track_frames.get(track_id, 0) + 1

@@ -364,7 +364,7 @@ class Pipeline:
             parts.tracker = build_tracker(sections["tracker"])
             stage = stage_name(name, "track")
             graph.add_stage(stage, TrackStage(parts.tracker).process, camera=name, queue_size=queue_size)
-            graph.tap(stage, lambda p: self.summary.on_tracks(p.tracks))
+            graph.tap(stage, lambda p: self.summary.on_tracks(p.tracks, name))
         rules: list[Rule] = []
         if "events" in self.stages:
             events = sections["events"]
