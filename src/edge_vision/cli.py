@@ -57,13 +57,19 @@ def cmd_run(args: argparse.Namespace) -> int:
         result = summary.to_dict()
         result["ok"] = code == 0
         result["health"] = pipeline.health.report().message
-        result["outputs"] = {"video": sections["visualizer"]["video_path"], "events": str(out)}
+        # One video per camera (annotated_<camera>.mp4 with several): name the files actually written.
+        videos = [
+            parts.annotate.video_path
+            for parts in pipeline.pipeline.cameras.values()
+            if parts.annotate is not None and parts.annotate.video_path
+        ]
+        result["outputs"] = {"video": videos[0] if len(videos) == 1 else videos, "events": str(out)}
         # Written under a temporary name and renamed: a reader never sees half a summary.
         temporary = out / ".summary.json.tmp"
         temporary.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
         temporary.replace(out / "summary.json")
         print(summary.format())
-        print(f"annotated video: {result['outputs']['video']}\noutputs in: {out}\nsummary: {out / 'summary.json'}")
+        print(f"annotated video: {', '.join(videos) or 'none'}\noutputs in: {out}\nsummary: {out / 'summary.json'}")
         if code and (line := failure_line(pipeline)):
             print(f"edge-vision: error: {line}", file=sys.stderr)
         return code

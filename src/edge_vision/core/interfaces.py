@@ -29,11 +29,14 @@ from edge_vision.core.frame import Frame, FrameMeta
 class Source(Protocol):
     """Yields decoded frames until the stream ends; ``close`` releases the device or file.
 
-    ``fps``: the stream's nominal frame rate (0 if unknown). ``frames_decoded`` / ``frames_skipped``: running
-    counters (skipped = decoded but not yielded, e.g. ``every_nth``), read live by the runtime's health."""
+    ``fps``: the stream's nominal frame rate (0 if unknown); ``width`` / ``height``: its frame size.
+    ``frames_decoded`` / ``frames_skipped``: running counters (skipped = decoded but not yielded, e.g.
+    ``every_nth``), read live by the runtime's health."""
 
     PARAMS: ClassVar[tuple[Param, ...]]
     fps: float
+    width: int  # of the frames it yields; 0 where unknown until the first frame
+    height: int
     frames_decoded: int
     frames_skipped: int
 

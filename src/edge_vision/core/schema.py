@@ -61,23 +61,34 @@ def section_schema(section: str) -> dict[str, Any]:
         properties[key] = _instances(kind)
     if section in config.PLUGIN_SECTIONS:
         kind, selector = config.PLUGIN_SECTIONS[section]
+        default = config.SCHEMA[section][selector].default
         branches = []
+        names = []
         for name in plugins.available(kind):
             try:
                 schema = plugins.schema(plugins.load(kind, name))
             except plugins.PluginError:
                 continue
+            names.append(name)
+            # The selector may be left out only for the default plugin: each other branch applies only when
+            # its name is given (an absent property would satisfy every ``if``).
+            condition: dict[str, Any] = {"properties": {selector: {"const": name}}}
+            if name != default:
+                condition["required"] = [selector]
             branch_props = {**properties, **_properties(schema)}
-            branch: dict[str, Any] = {
-                "if": {"properties": {selector: {"const": name}}},
-                "then": {"properties": branch_props},
-            }
+            branch: dict[str, Any] = {"if": condition, "then": {"properties": branch_props}}
             if section != "camera":
                 branch["then"]["additionalProperties"] = False
             branches.append(branch)
+        properties[selector] = {**properties[selector], "enum": names}
         body["allOf"] = branches
-        if section == "camera":  # per-camera overrides: camera: {front: {uri: ...}}
-            body["additionalProperties"] = {"type": "object"}
+        if section == "camera":
+            # Per-camera overrides: camera: {front: {uri: ...}}, each a camera section of its own. Keys the
+            # selected source's branch evaluated are not "unevaluated"; anything else must be an override
+            # (never ros__parameters itself, or a wrapped document would also match the unwrapped form).
+            override = {"type": "object", "properties": properties, "allOf": branches, "unevaluatedProperties": False}
+            body["propertyNames"] = {"not": {"const": "ros__parameters"}}
+            body["unevaluatedProperties"] = override
     else:
         body["additionalProperties"] = False
     return {

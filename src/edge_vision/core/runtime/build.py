@@ -3,7 +3,7 @@
 Per camera ``c`` (stage names ``c/source``, ``c/track``...; a single unnamed camera has plain names):
 
     c/source -> detect (shared, ``detector.workers`` threads, in order) -> c/track -> c/events
-             -> c/actions (own queue: a slow action never stalls detection)
+             -> actions (shared, own queue: a slow action never stalls detection)
              -> c/annotate (drawing and the annotated video; inline unless it writes a video)
 
 ``stages`` selects a subset: a standalone ROS node builds just its own stage and feeds it from a topic
@@ -100,7 +100,7 @@ def build_rules(rules: Mapping[str, Mapping[str, Any]], labels: Sequence[str], s
     return built
 
 
-def build_actions(events: Mapping[str, Any], camera_id: str, labels: Sequence[str]) -> list[Action]:
+def build_actions(events: Mapping[str, Any], labels: Sequence[str]) -> list[Action]:
     actions: list[Action] = []
     output_dir = events["output_dir"] or "."
     try:
@@ -113,7 +113,6 @@ def build_actions(events: Mapping[str, Any], camera_id: str, labels: Sequence[st
                     values,
                     where=f"events.actions.{name}",
                     name=name,
-                    camera_id=camera_id,
                     output_dir=output_dir,
                     labels=list(labels),
                 )
@@ -283,7 +282,6 @@ class CameraParts:
     source: Source | None = None
     tracker: Tracker | None = None
     events: EventStage | None = None
-    actions: ActionStage | None = None
     annotate: AnnotateStage | None = None
     stages: list[str] = field(default_factory=list)
 
@@ -320,6 +318,7 @@ class Pipeline:
         self.fatal: EdgeVisionError | None = None
         self.cameras: dict[str, CameraParts] = {}
         self.detect: DetectStage | None = None
+        self.actions: ActionStage | None = None
         self._closers: list[Callable[[], Any]] = []
         queue_size = pipeline["queue_size"]
         try:
@@ -353,6 +352,16 @@ class Pipeline:
                 self.graph.tap("detect", self._on_detected)
             for parts in self.cameras.values():
                 self._build_camera(parts, queue_size, wanted)
+            if "events" in self.stages:
+                # One action stage for every camera (events carry their camera_id): one events.jsonl per run,
+                # written by one thread in arrival order, never by two writers of one path.
+                actions = build_actions(sections["events"], self.labels)
+                if actions:
+                    self.actions = ActionStage(actions)
+                    self._closers.append(self.actions.close)
+                    self.graph.add_stage(
+                        "actions", self.actions.process, queue_size=max(queue_size, 64), close=self.actions.close
+                    )
             self._wire()
         except BaseException:
             self._release()
@@ -369,21 +378,16 @@ class Pipeline:
         if "events" in self.stages:
             events = sections["events"]
             rules = build_rules(events["rules"], self.labels)
+            source = parts.source
+            if source is not None and source.width > 0:
+                # Known before the first frame (files, configured cameras): a rule outside the image fails
+                # now, before any output is opened, rather than at the first frame.
+                for rule in rules:
+                    rule.check_frame(source.width, source.height)
             parts.events = EventStage(rules, self._config_error)
             stage = stage_name(name, "events")
             graph.add_stage(stage, parts.events.process, camera=name, workers=0)
             graph.tap(stage, lambda p: self.summary.on_events(p.events))
-            actions = build_actions(events, parts.camera_id, self.labels)
-            if actions:
-                parts.actions = ActionStage(actions)
-                self._closers.append(parts.actions.close)
-                graph.add_stage(
-                    stage_name(name, "actions"),
-                    parts.actions.process,
-                    camera=name,
-                    queue_size=max(queue_size, 64),
-                    close=parts.actions.close,
-                )
         if "annotate" in self.stages:
             visualizer = sections["visualizer"]
             if not rules:
@@ -420,8 +424,8 @@ class Pipeline:
             for upstream, downstream in itertools.pairwise(chain):
                 graph.connect(upstream, downstream)
             last = chain[-1] if chain else None
-            if parts.actions is not None and last is not None:
-                graph.connect(last, stage_name(name, "actions"))
+            if self.actions is not None and last is not None:
+                graph.connect(last, "actions")
             if parts.annotate is not None and last is not None and last != stage_name(name, "source"):
                 graph.connect(last, stage_name(name, "annotate"))
             end = stage_name(name, "events") if "events" in self.stages else last
@@ -429,7 +433,7 @@ class Pipeline:
                 graph.tap(
                     end,
                     lambda p: self.health.frame_done(
-                        p.meta.camera_id and self._camera_of(p), (time.perf_counter() - p.created) * 1e3
+                        self._camera_of(p), (time.perf_counter() - p.created) * 1e3
                     ),
                 )
         if "detect" in self.stages and "track" in self.stages:

@@ -6,7 +6,7 @@ import logging
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from edge_vision.core import assets
 from edge_vision.core.config import Param
@@ -42,7 +42,7 @@ class FileSource:
     options: FFmpeg/demuxer options as ``key=value`` strings (e.g. ``rtsp_transport=tcp``).
     """
 
-    PARAMS = (
+    PARAMS: ClassVar[tuple[Param, ...]] = (
         Param("uri", "", "file path, device (/dev/video0) or stream URL; empty = the bundled sample video"),
         Param("every_nth", 1, "process every Nth decoded frame", min=1, max=1000),
         Param("loop", False, "restart the file at its end"),
@@ -87,6 +87,7 @@ class FileSource:
         self.frames_skipped = 0
         self.decode_errors = 0
         self.fps = 0.0
+        self.width = self.height = 0
         self._container: Any = None
         self._open()  # fail at construction, naming the file, rather than in the middle of a pipeline
 

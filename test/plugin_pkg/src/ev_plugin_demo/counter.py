@@ -16,16 +16,22 @@ from edge_vision.core.frame import FrameMeta
 
 class CountAction:
     """path: the JSON file written at ``close`` (relative to the context ``output_dir``).
-    kinds: count only events of these kinds (empty = every kind)."""
+    kinds: count only events of these kinds (empty = every kind).
+    fail_after: raise on every frame after this many (0 = never): what a broken action looks like to the
+        runtime (its errors are counted; ``pipeline.error_budget`` of them in a row fail the run)."""
 
     PARAMS: ClassVar[tuple[Param, ...]] = (
         Param("path", "counts.json", "JSON file written at close (relative to the output folder)"),
         Param("kinds", [""], "event kinds to count (empty = all)"),
+        Param("fail_after", 0, "raise on every frame after this many (0 = never)", min=0),
     )
 
-    def __init__(self, path: str = "counts.json", kinds: Sequence[str] = (), output_dir: str = ".") -> None:
+    def __init__(
+        self, path: str = "counts.json", kinds: Sequence[str] = (), fail_after: int = 0, output_dir: str = "."
+    ) -> None:
         self.path = Path(output_dir) / path
         self.kinds = {k for k in kinds if k}
+        self.fail_after = fail_after
         self.frames = 0
         self.events = 0
         self.track_ids: set[int] = set()
@@ -33,6 +39,8 @@ class CountAction:
         self._closed = False
 
     def handle(self, events: Sequence[Event], meta: FrameMeta, tracks: Detections) -> None:
+        if self.fail_after and self.frames >= self.fail_after:
+            raise RuntimeError(f"counter gave up after {self.fail_after} frames")
         self.frames += 1
         self.last_stamp_ns = meta.stamp_ns
         self.track_ids.update(int(t) for t in tracks.track_ids.tolist() if t >= 0)
