@@ -81,15 +81,16 @@ check_build_tools() {
 }
 
 # True when the package's python module imports AND its C type support loads in this venv.
-interfaces_usable() {  # package message
+interfaces_usable() {  # package message-or-service (a name ending in Srv/Service is looked up in .srv)
+  local kind=msg; case "$2" in *:srv) kind=srv ;; esac
   "$PY" -c "import importlib, sys
-m = importlib.import_module('$1.msg')
-getattr(m, '$2').__class__.__import_type_support__()" >/dev/null 2>&1
+m = importlib.import_module('$1.$kind')
+getattr(m, '${2%:srv}').__class__.__import_type_support__()" >/dev/null 2>&1
 }
 
 build_interfaces() {  # name source_dir probe_message
   local name="$1" src="$2" probe="$3" build="$ROOT/build/$1"
-  local h; h="$(hash_files "$src/CMakeLists.txt" "$src/package.xml" "$src"/msg/*.msg "$FIX_CMAKE")-$REQ_HASH"
+  local h; h="$(hash_files "$src/CMakeLists.txt" "$src/package.xml" $(ls "$src"/msg/*.msg "$src"/srv/*.srv 2>/dev/null) "$FIX_CMAKE")-$REQ_HASH"
   if stamp_ok "$name" "$h" && interfaces_usable "$name" "$probe"; then
     say "$name: up to date"; return 0
   fi
@@ -126,7 +127,45 @@ else
 fi
 build_interfaces edge_vision_msgs "$ROOT/src/edge_vision_msgs" Event
 
-# --- 4. edge_vision itself, editable ---------------------------------------------------------------------------
+# --- 4. the ROS 2 command-line and launch tools ----------------------------------------------------------------
+# launch, launch_ros, ros2cli, rosidl_runtime_py and composition_interfaces are not on PyPI. Where no system ROS
+# provides them, install the unmodified upstream sources that ../shared/vendor/ros2-python holds (see its README).
+VENDOR="${EDGE_VISION_ROS_VENDOR:-$ROOT/../shared/vendor/ros2-python}"
+ROS_TOOLS_PROBE='import launch, launch_ros, ros2cli, ros2launch, ros2topic, ros2param, ros2lifecycle, rosidl_runtime_py'
+if [ -d "$VENDOR" ]; then
+  VENDOR_HASH="$(hash_files "$VENDOR"/*.tar.gz)-$REQ_HASH"
+  if stamp_ok ros_tools "$VENDOR_HASH" && "$PY" -c "$ROS_TOOLS_PROBE" >/dev/null 2>&1 \
+      && interfaces_usable composition_interfaces LoadNode:srv; then
+    say "ros2 tools (launch, ros2cli): up to date"
+  else
+    say "installing the ROS 2 launch and command-line tools from $VENDOR"
+    src="$ROOT/build/ros_vendor"
+    rm -rf "$src"; mkdir -p "$src"
+    for t in "$VENDOR"/*.tar.gz; do
+      d="$src/$(basename "$t" .tar.gz)"; mkdir -p "$d"; tar -xzf "$t" -C "$d" || die "cannot unpack $t"
+    done
+    pkgs=()
+    for p in launch/launch/launch launch/launch/launch_xml launch/launch/launch_yaml launch/launch/launch_testing \
+             launch_ros/launch_ros/launch_ros launch_ros/launch_ros/ros2launch launch_ros/launch_ros/launch_testing_ros \
+             rosidl_runtime_py/rosidl_runtime_py ros2cli/ros2cli/ros2cli ros2cli/ros2cli/ros2topic \
+             ros2cli/ros2cli/ros2node ros2cli/ros2cli/ros2param ros2cli/ros2cli/ros2run ros2cli/ros2cli/ros2pkg \
+             ros2cli/ros2cli/ros2lifecycle ros2cli/ros2cli/ros2service ros2cli/ros2cli/ros2interface \
+             ros2cli/ros2cli/ros2component; do
+      [ -d "$src/$p" ] || die "$VENDOR does not hold $p"
+      pkgs+=("$src/$p")
+    done
+    pip_q install -q --no-deps --no-build-isolation "${pkgs[@]}" || die "installing the vendored ROS 2 tools failed"
+    build_interfaces composition_interfaces "$src/rcl_interfaces/rcl_interfaces/composition_interfaces" LoadNode:srv
+    "$PY" -c "$ROS_TOOLS_PROBE" || die "the ROS 2 tools were installed but do not import"
+    stamp_set ros_tools "$VENDOR_HASH"
+  fi
+elif "$PY" -c "$ROS_TOOLS_PROBE" >/dev/null 2>&1; then
+  say "ros2 tools: provided by the environment"
+else
+  say "WARNING: no ROS 2 launch/ros2cli tools: $VENDOR is missing and none are installed (ros2 launch, ros2 topic won't work)"
+fi
+
+# --- 5. edge_vision itself, editable ---------------------------------------------------------------------------
 if [ ! -f "$ROOT/setup.py" ] && [ ! -f "$ROOT/pyproject.toml" ]; then
   say "edge_vision: no setup.py/pyproject.toml yet, skipping the editable install"
 else
@@ -141,6 +180,34 @@ else
     "$PY" -c 'import edge_vision' || die "edge_vision was installed but does not import"
     stamp_set package "$PKG_HASH"
   fi
+fi
+
+# --- 6. the package as colcon installs it, so `ros2 launch/run edge_vision ...` find it in the venv prefix ------
+# An ament index marker, share/edge_vision/{package.xml,launch,config,models} as real copies (ros2 launch does not
+# follow a symlinked folder), and one executable per node under lib/edge_vision (where `ros2 run` looks).
+SHARE_HASH="$(hash_files "$ROOT/package.xml" "$ROOT"/launch/* "$ROOT"/config/* "$ROOT/setup.py")-$VENV"
+if stamp_ok share "$SHARE_HASH" && [ -f "$VENV/share/edge_vision/package.xml" ]; then
+  say "share/edge_vision: up to date"
+else
+  mkdir -p "$VENV/share/ament_index/resource_index/packages" "$VENV/lib/edge_vision"
+  : >"$VENV/share/ament_index/resource_index/packages/edge_vision"
+  rm -rf "$VENV/share/edge_vision"; mkdir -p "$VENV/share/edge_vision"
+  cp "$ROOT/package.xml" "$VENV/share/edge_vision/"
+  cp -r "$ROOT/launch" "$ROOT/config" "$ROOT/models" "$VENV/share/edge_vision/"
+  rm -f "$VENV"/lib/edge_vision/*
+  "$PY" - "$ROOT/setup.py" "$VENV/lib/edge_vision" "$PY" <<'PYEOF' || die "writing lib/edge_vision executables failed"
+import re, sys, os, stat
+setup, folder, python = sys.argv[1:]
+text = open(setup, encoding="utf-8").read()
+for name, target in re.findall(r'"(\w+_node|pipeline_container) = ([\w.]+:\w+)"', text):
+    module, func = target.split(":")
+    path = os.path.join(folder, name)
+    with open(path, "w", encoding="utf-8") as f:
+        f.write(f"#!{python}\nimport sys\nfrom {module} import {func}\nsys.exit({func}())\n")
+    os.chmod(path, os.stat(path).st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
+PYEOF
+  stamp_set share "$SHARE_HASH"
+  say "share/edge_vision and lib/edge_vision: installed into $VENV"
 fi
 
 say "ready in $((SECONDS - T0)) s: $VENV  (use it with: source scripts/env.sh)"
