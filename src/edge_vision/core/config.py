@@ -60,7 +60,29 @@ def _params(*params: Param) -> dict[str, Param]:
 QOS = (
     Param("qos_reliability", "reliable", "QoS of the stage's topics", choices=("reliable", "best_effort")),
     Param("qos_depth", 5, "QoS history depth", min=1, max=1000),
+    Param("autostart", True, "configure and activate at start; false: a managed node driven by ros2 lifecycle"),
 )
+
+
+def _inputs(reliability: str, image: bool = False) -> tuple[Param, ...]:
+    """QoS of a stage's input topics, apart from its outputs: camera drivers publish images best-effort
+    (sensor data), which a reliable subscription would never match."""
+    params: tuple[Param, ...] = (
+        Param("input_reliability", reliability, "QoS of the input topics", choices=("reliable", "best_effort")),
+        Param("input_depth", 5, "QoS history depth of the input topics", min=1, max=1000),
+    )
+    if image:
+        params += (
+            Param(
+                "image_transport",
+                "raw",
+                "input images as sensor_msgs/Image (raw) or CompressedImage "
+                "(compressed: <topic>/compressed, JPEG or PNG)",
+                choices=("raw", "compressed"),
+            ),
+        )
+    return params
+
 
 # Sections whose plugin's own parameters sit beside the section's: section -> (plugin kind, selecting key).
 PLUGIN_SECTIONS = {
@@ -91,21 +113,31 @@ SCHEMA: dict[str, dict[str, Param]] = {
         Param("iou", 0.45, "NMS IoU threshold", min=0.0, max=1.0),
         Param("max_detections", 300, "per frame", min=1, max=10000),
         Param("classes", [""], "keep only these class names (empty = all)"),
+        Param(
+            "class_id",
+            "name",
+            "Detection2D class_id: the class name (vision_msgs' advice) or its index",
+            choices=("name", "index"),
+        ),
         *QOS,
+        *_inputs("best_effort", image=True),
     ),
     "tracker": _params(
         Param("tracker", "bytetrack", "tracker plugin (edge_vision.trackers)"),
         *QOS,
+        *_inputs("reliable"),
     ),
     "events": _params(
         Param("rule_names", [""], "optional: the rules to run, in order (empty = every rule under events.rules)"),
         Param("output_dir", "", "folder for relative action paths (empty = the current folder)"),
         *QOS,
+        *_inputs("reliable"),
     ),
     "visualizer": _params(
         Param("video_path", "", "write the annotated video to this MP4 (empty = off)"),
         Param("video_fps", 0.0, "fps of the written video (0 = the rate of the frames it holds)", min=0.0),
         *QOS,
+        *_inputs("best_effort", image=True),
     ),
     "pipeline": _params(
         Param("cameras", [""], "camera names (topic namespaces); empty = one camera at the node's namespace"),
@@ -119,6 +151,7 @@ SCHEMA: dict[str, dict[str, Param]] = {
         Param("error_budget", 10, "consecutive failures of one stage before the pipeline fails", min=1),
         Param("stats_period", 1.0, "seconds between PipelineStats / diagnostics messages", min=0.05),
         Param("external", [""], "composed: stages left to other processes, their input taken from topics"),
+        Param("autostart", True, "configure and activate at start; false: a managed node driven by ros2 lifecycle"),
     ),
 }
 

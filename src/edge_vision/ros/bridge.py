@@ -14,9 +14,10 @@ from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from rclpy.exceptions import InvalidHandle
 from rclpy.node import Node
 from rclpy.qos import QoSProfile
-from sensor_msgs.msg import Image
+from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import Header
 from vision_msgs.msg import Detection2DArray
 
@@ -24,6 +25,7 @@ from edge_vision.core.detections import Detections
 from edge_vision.core.frame import Frame, FrameMeta
 from edge_vision.core.packet import FramePacket
 from edge_vision.ros.conversions import (
+    compressed_to_frame,
     detections_to_msg,
     event_to_msg,
     frame_to_image,
@@ -50,15 +52,26 @@ class LazyPublisher:
         self.to_msgs = to_msgs
         self.published = 0
 
+        self._context = node.context
+
     @property
     def wanted(self) -> bool:
-        return self.publisher.get_subscription_count() > 0
+        # After a shutdown (SIGINT) the graph still drains its queues: nothing is published then.
+        if not self._context.ok():
+            return False
+        try:
+            return self.publisher.get_subscription_count() > 0
+        except InvalidHandle:  # destroyed while the graph drains
+            return False
 
     def __call__(self, packet: FramePacket) -> None:
         if not self.wanted:
             return
         for msg in self.to_msgs(packet):
-            self.publisher.publish(msg)
+            try:
+                self.publisher.publish(msg)
+            except InvalidHandle:
+                return
             self.published += 1
 
 
@@ -100,10 +113,11 @@ class Sequencer:
             return value
 
 
-def image_packet(msg: Image, sequence: int) -> FramePacket:
+def image_packet(msg: Image | CompressedImage, sequence: int) -> FramePacket:
     """Raises MessageError naming the problem for a malformed image."""
-    frame = image_to_frame(msg, sequence)
-    return FramePacket.of(frame)
+    if isinstance(msg, CompressedImage):
+        return FramePacket.of(compressed_to_frame(msg, sequence))
+    return FramePacket.of(image_to_frame(msg, sequence))
 
 
 def detections_packet(msg: Detection2DArray, labels: Sequence[str], sequence: int, field: str) -> FramePacket:

@@ -28,7 +28,7 @@ from rclpy.context import Context
 from rclpy.duration import Duration
 from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
-from sensor_msgs.msg import Image
+from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import Header
 from vision_msgs.msg import Detection2DArray, LabelInfo
 
@@ -39,7 +39,7 @@ from edge_vision.core.runtime.build import STAGES, Pipeline, stage_name
 from edge_vision.core.runtime.health import Health
 from edge_vision.ros import bridge
 from edge_vision.ros.conversions import MessageError, label_info, report_to_status, stats_to_msg
-from edge_vision.ros.node import SectionNode
+from edge_vision.ros.node import ManagedSectionNode, SectionNode
 from edge_vision_msgs.msg import Event as EventMsg
 from edge_vision_msgs.msg import PipelineStats
 
@@ -80,7 +80,7 @@ class RosPipeline:
         try:
             composed = stages is None or len(stages) > 1
             if composed:
-                self.nodes["pipeline"] = SectionNode("pipeline", values=given.get("pipeline"), **kwargs)
+                self.nodes["pipeline"] = ManagedSectionNode("pipeline", values=given.get("pipeline"), **kwargs)
             pipeline_values = (
                 self.nodes["pipeline"].values if composed else config.resolve("pipeline", given.get("pipeline"))
             )
@@ -89,7 +89,9 @@ class RosPipeline:
             self.stages = [s for s in STAGES if s in stages]
             for stage in self.stages:
                 section = SECTION_OF_STAGE[stage]
-                self.nodes[section] = SectionNode(section, values=given.get(section), **kwargs)
+                # The node that owns the process's pipeline is the managed (lifecycle) one.
+                kind = SectionNode if self.nodes else ManagedSectionNode
+                self.nodes[section] = kind(section, values=given.get(section), **kwargs)
             self.sections: dict[str, Any] = {}
             for section in config.SCHEMA:
                 if section in self.nodes:
@@ -101,14 +103,29 @@ class RosPipeline:
             config.check_cross(self.sections)
             self.camera_names = list(config.camera_sections(self.sections))
             self.health = Health(error_budget=pipeline_values["error_budget"])
-            self.owner = self.nodes.get("pipeline") or self.nodes[SECTION_OF_STAGE[self.stages[0]]]
+            owner = next(iter(self.nodes.values()))
+            assert isinstance(owner, ManagedSectionNode)
+            self.owner = owner
+            self.active = False
+            self.started = False
+            self.finished = threading.Event()  # shutdown transition, or a pipeline that has nothing left to do
+            self._labels: list[str] | None = None
             self._make_outputs()
             self._make_inputs()
             self._make_health_timer(pipeline_values["stats_period"])
-            if "detect" in self.stages or not self._needs_labels():
-                self._build(None)
-            else:
+            if self._needs_labels() and "detect" not in self.stages:
                 self.owner.create_subscription(LabelInfo, "label_info", self._on_label_info, LATCHED)
+            owner.transitions.update(
+                configure=self._on_configure,
+                activate=self._on_activate,
+                deactivate=self._on_deactivate,
+                cleanup=self._on_cleanup,
+                shutdown=self._on_shutdown,
+            )
+            if self.owner.values["autostart"]:
+                self._configure()  # errors raise here: one line and exit code 2
+                owner.trigger_configure()
+                owner.trigger_activate()
         except BaseException:
             self.destroy()
             raise
@@ -143,49 +160,47 @@ class RosPipeline:
         self.pairers: dict[str, bridge.ImageTrackPairer] = {}
         self._sequencers: dict[str, bridge.Sequencer] = {}
         for camera in self.camera_names:
-            seq = self._sequencers[camera] = bridge.Sequencer()
+            self._sequencers[camera] = bridge.Sequencer()
             if "detect" in self.stages and "source" not in self.stages:
-                node = self._node("detect")
-                node.create_subscription(
-                    Image,
-                    bridge.topic(camera, "image_raw"),
-                    lambda m, c=camera, s=seq: self._on_image(c, "detect", m, s()),
-                    node.qos(),
-                )
+                self._subscribe_images(camera, "detect")
             if "track" in self.stages and "detect" not in self.stages:
-                node = self._node("track")
-                node.create_subscription(
-                    Detection2DArray,
-                    bridge.topic(camera, "detections"),
-                    lambda m, c=camera: self._on_detections(c, "track", "detections", m),
-                    node.qos(),
-                )
+                self._subscribe_detections(camera, "track", "detections")
             if "events" in self.stages and "track" not in self.stages:
-                node = self._node("events")
-                node.create_subscription(
-                    Detection2DArray,
-                    bridge.topic(camera, "tracks"),
-                    lambda m, c=camera: self._on_detections(c, "events", "tracks", m),
-                    node.qos(),
-                )
+                self._subscribe_detections(camera, "events", "tracks")
             if "annotate" in self.stages and "track" not in self.stages and "events" not in self.stages:
-                node = self._node("annotate")
                 name = stage_name(camera, "annotate")
                 self.pairers[camera] = bridge.ImageTrackPairer(
                     functools.partial(self._feed, name), functools.partial(self.health.dropped, name)
                 )
-                node.create_subscription(
-                    Image,
-                    bridge.topic(camera, "image_raw"),
-                    lambda m, c=camera, s=seq: self._on_image(c, "annotate", m, s()),
-                    node.qos(),
-                )
-                node.create_subscription(
-                    Detection2DArray,
-                    bridge.topic(camera, "tracks"),
-                    lambda m, c=camera: self._on_detections(c, "annotate", "tracks", m),
-                    node.qos(),
-                )
+                self._subscribe_images(camera, "annotate")
+                self._subscribe_detections(camera, "annotate", "tracks")
+
+    def _subscribe_images(self, camera: str, stage: str) -> None:
+        node = self._node(stage)
+        sequence = self._sequencers[camera]
+        if node.values["image_transport"] == "compressed":
+            node.create_subscription(
+                CompressedImage,
+                bridge.topic(camera, "image_raw/compressed"),
+                lambda m: self._on_image(camera, stage, m, sequence()),
+                node.input_qos(),
+            )
+        else:
+            node.create_subscription(
+                Image,
+                bridge.topic(camera, "image_raw"),
+                lambda m: self._on_image(camera, stage, m, sequence()),
+                node.input_qos(),
+            )
+
+    def _subscribe_detections(self, camera: str, stage: str, topic: str) -> None:
+        node = self._node(stage)
+        node.create_subscription(
+            Detection2DArray,
+            bridge.topic(camera, topic),
+            lambda m: self._on_detections(camera, stage, m),
+            node.input_qos(),
+        )
 
     def _make_health_timer(self, period: float) -> None:
         self.stats_publishers = {
@@ -197,11 +212,62 @@ class RosPipeline:
 
     def _on_label_info(self, msg: LabelInfo) -> None:
         by_id = {c.class_id: c.class_name for c in msg.class_map}
-        labels = [by_id.get(i, str(i)) for i in range(max(by_id, default=-1) + 1)]
+        self._labels = [by_id.get(i, str(i)) for i in range(max(by_id, default=-1) + 1)]
+        if self.configured and self.pipeline is None:
+            self._build(self._labels)
+
+    # -- lifecycle -----------------------------------------------------------------------------------------
+
+    configured = False
+
+    def _configure(self) -> None:
+        """Load the model and open the sources (or, fed from topics, wait for label_info to do so)."""
+        self.configured = True
+        if self.pipeline is None and ("detect" in self.stages or not self._needs_labels() or self._labels):
+            self._build(self._labels)
+
+    def _on_configure(self) -> bool:
+        try:
+            self._configure()
+        except EdgeVisionError as exc:
+            self.configured = False
+            self.owner.get_logger().error(f"configure failed: {exc}")
+            return False
+        return True
+
+    def _on_activate(self) -> bool:
+        self.active = True
+        if self.pipeline is not None:
+            self.pipeline.graph.resume()
+            if "source" not in self.stages:
+                self._start()
+        return True
+
+    def _on_deactivate(self) -> bool:
+        self.active = False
+        if self.pipeline is not None:
+            self.pipeline.graph.pause()
+        return True
+
+    def _on_cleanup(self) -> bool:
+        self.active = False
+        self.configured = False
         with self._lock:
-            if self.pipeline is not None:
-                return
-        self._build(labels)
+            pipeline, self.pipeline = self.pipeline, None
+        if pipeline is not None:
+            pipeline.close()
+        self.started = False
+        return True
+
+    def _on_shutdown(self) -> bool:
+        self._on_cleanup()
+        self.finished.set()
+        return True
+
+    def _start(self) -> None:
+        if self.pipeline is not None and not self.started:
+            self.started = True
+            self.pipeline.start()
 
     def _build(self, labels: list[str] | None) -> None:
         wanted = {(c, s): p for (c, s), p in self.outputs.items()}
@@ -212,10 +278,12 @@ class RosPipeline:
 
         pipeline = Pipeline(self.sections, stages=self.stages, labels=labels, health=self.health, wanted=is_wanted)
         labels = pipeline.labels
+        # class_id as the class name (vision_msgs' advice, the default) or as the index into label_info.
+        names = labels if self.sections["detector"]["class_id"] == "name" else []
         converters = {
             "source": bridge.image_out,
-            "detect": bridge.detections_out(labels, "detections"),
-            "track": bridge.detections_out(labels, "tracks"),
+            "detect": bridge.detections_out(names, "detections"),
+            "track": bridge.detections_out(names, "tracks"),
             "events": bridge.events_out,
             "annotate": bridge.annotated_out,
         }
@@ -230,16 +298,16 @@ class RosPipeline:
             node = self._node("detect")
             publisher = self.label_info_publisher = node.create_publisher(LabelInfo, "label_info", LATCHED)
             camera_id = self.sections["camera"]["camera_id"]
-            publisher.publish(
-                label_info(labels, Header(frame_id=camera_id), threshold=self.sections["detector"]["confidence"])
-            )
+            stamp = node.get_clock().now().to_msg()
+            threshold = self.sections["detector"]["confidence"]
+            publisher.publish(label_info(labels, Header(stamp=stamp, frame_id=camera_id), threshold=threshold))
         with self._lock:
             self.pipeline = pipeline
             pending, self._pending = self._pending, []
-        if "source" not in self.stages:
-            pipeline.start()  # fed from topics: runs until shut down
+        if "source" not in self.stages and self.active:
+            self._start()  # fed from topics: runs until shut down
         for camera, stage, msg in pending:
-            self._on_detections(camera, stage, "tracks" if stage != "track" else "detections", msg)
+            self._on_detections(camera, stage, msg)
 
     @staticmethod
     def _camera_output(pipeline: Pipeline, camera: str, publisher: bridge.LazyPublisher, packet: FramePacket) -> None:
@@ -250,11 +318,13 @@ class RosPipeline:
     # -- inputs --------------------------------------------------------------------------------------------
 
     def _feed(self, stage: str, packet: FramePacket) -> None:
-        assert self.pipeline is not None
-        if not self.pipeline.graph.feed(stage, packet):
+        pipeline = self.pipeline
+        if pipeline is None or not self.started or not self.active:
+            return  # inactive (lifecycle): inputs are ignored, not queued
+        if not pipeline.graph.feed(stage, packet):
             self.health.dropped(stage)
 
-    def _on_image(self, camera: str, stage: str, msg: Image, sequence: int) -> None:
+    def _on_image(self, camera: str, stage: str, msg: Image | CompressedImage, sequence: int) -> None:
         name = stage_name(camera, stage)
         try:
             packet = bridge.image_packet(msg, sequence)
@@ -272,7 +342,7 @@ class RosPipeline:
         else:
             self._feed(name, packet)
 
-    def _on_detections(self, camera: str, stage: str, field: str, msg: Detection2DArray) -> None:
+    def _on_detections(self, camera: str, stage: str, msg: Detection2DArray) -> None:
         name = stage_name(camera, stage)
         with self._lock:
             if self.pipeline is None:  # detections can overtake the latched label_info
@@ -296,6 +366,13 @@ class RosPipeline:
     # -- health --------------------------------------------------------------------------------------------
 
     def publish_health(self) -> None:
+        try:
+            self._publish_health()
+        except RuntimeError:  # rclpy's RCLError: the context was shut down (SIGINT) between check and publish
+            if self.context.ok():
+                raise
+
+    def _publish_health(self) -> None:
         if not self.context.ok():
             return
         stamp = self.owner.get_clock().now().to_msg()
@@ -324,16 +401,17 @@ class RosPipeline:
         spinner = threading.Thread(target=self._spin, args=(executor,), name="ros-executor")
         spinner.start()
         try:
-            if "source" in self.stages:
-                self._wait_for_subscribers()
-                assert self.pipeline is not None
-                self.pipeline.start()
-                while not self.pipeline.graph.wait(0.1):
-                    if not self.context.ok():
-                        self.pipeline.stop()
-            else:
-                while self.context.ok() and not self.health.failed:
-                    time.sleep(0.1)
+            while self.context.ok() and not self.finished.is_set():
+                pipeline = self.pipeline
+                if pipeline is not None and "source" in self.stages:
+                    if self.active and not self.started:
+                        self._wait_for_subscribers()
+                        self._start()
+                    if self.started and pipeline.graph.wait(0):
+                        break  # every source ended
+                elif self.health.failed:
+                    break
+                time.sleep(0.05)
         finally:
             self.close()
             executor.shutdown(timeout_sec=5)
@@ -372,7 +450,10 @@ class RosPipeline:
                         if stage == "source":
                             publisher.publisher.wait_for_all_acked(Duration(seconds=5))
             for line in self.report_lines():
-                self.owner.get_logger().info(line)
+                if self.context.ok():
+                    self.owner.get_logger().info(line)
+                else:  # shut down by a signal: rosout is gone, the console is not
+                    print(f"[{self.owner.get_fully_qualified_name()}] {line}", file=sys.stderr)
 
     def report_lines(self) -> list[str]:
         report = self.health.report()

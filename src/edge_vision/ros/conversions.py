@@ -5,10 +5,11 @@ from __future__ import annotations
 import array
 from collections.abc import Sequence
 
+import cv2
 import numpy as np
 from builtin_interfaces.msg import Time
 from diagnostic_msgs.msg import DiagnosticStatus, KeyValue
-from sensor_msgs.msg import Image
+from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import Header
 from vision_msgs.msg import (
     Detection2D,
@@ -25,8 +26,6 @@ from edge_vision.core.frame import Frame
 from edge_vision.core.runtime.health import Report
 from edge_vision_msgs.msg import Event as EventMsg
 from edge_vision_msgs.msg import PipelineStats, StageLatency
-
-_CHANNELS = {"bgr8": 3, "rgb8": 3}
 
 
 class MessageError(EdgeVisionError):
@@ -58,22 +57,74 @@ def frame_to_image(frame: Frame) -> Image:
     return msg
 
 
+# encoding -> (bytes per pixel, OpenCV conversion to bgr8 or None for a zero-copy view). In sensor_msgs,
+# "yuv422" is UYVY and "yuv422_yuy2" is YUYV (image_encodings.hpp).
+_ENCODINGS: dict[str, tuple[int, int | None]] = {
+    "bgr8": (3, None),
+    "rgb8": (3, None),
+    "mono8": (1, cv2.COLOR_GRAY2BGR),
+    "8UC1": (1, cv2.COLOR_GRAY2BGR),
+    "bgra8": (4, cv2.COLOR_BGRA2BGR),
+    "rgba8": (4, cv2.COLOR_RGBA2BGR),
+    "8UC3": (3, None),
+    "yuv422": (2, cv2.COLOR_YUV2BGR_UYVY),
+    "uyvy": (2, cv2.COLOR_YUV2BGR_UYVY),
+    "yuv422_yuy2": (2, cv2.COLOR_YUV2BGR_YUY2),
+    "yuyv": (2, cv2.COLOR_YUV2BGR_YUY2),
+}
+_DEEP = ("16", "32", "64")  # mono16, bgr16, rgba16, 16UC1, 32FC1...: not 8 bits per channel
+
+
 def image_to_frame(msg: Image, sequence: int = 0) -> Frame:
-    """A view on the message's buffer (no copy); the frame lives as long as the message."""
-    channels = _CHANNELS.get(msg.encoding)
-    if channels is None:
-        raise MessageError(f"Image encoding {msg.encoding!r} is not supported; expected one of {sorted(_CHANNELS)}")
+    """A bgr8 ``Frame`` from any common 8-bit encoding. bgr8 is a view on the message's buffer (no copy; the
+    frame lives as long as the message), rgb8 a channel-reversed view; the others are converted (one copy)."""
+    encoding = msg.encoding
+    spec = _ENCODINGS.get(encoding)
+    if spec is None:
+        if any(bits in encoding for bits in _DEEP):
+            raise MessageError(
+                f"Image encoding {encoding!r} has more than 8 bits per channel: the detectors take 8-bit images "
+                "(convert upstream, e.g. scale mono16 depth or thermal to mono8)"
+            )
+        raise MessageError(f"Image encoding {encoding!r} is not supported; expected one of {sorted(_ENCODINGS)}")
+    channels, conversion = spec
     if msg.height == 0 or msg.width == 0:
         raise MessageError(f"Image has zero size {msg.width}x{msg.height}")
     row = msg.width * channels
     if msg.step < row:
-        raise MessageError(f"Image step {msg.step} is smaller than width*channels {row}")
+        raise MessageError(f"Image step {msg.step} is smaller than width*bytes per pixel {row}")
+    if msg.is_bigendian and channels == 2:
+        raise MessageError("big-endian 2-byte-per-pixel images are not supported")
     buffer = np.frombuffer(msg.data, dtype=np.uint8)
     if buffer.size < msg.step * msg.height:
         raise MessageError(f"Image data has {buffer.size} bytes; step*height needs {msg.step * msg.height}")
-    pixels = buffer[: msg.step * msg.height].reshape(msg.height, msg.step)[:, :row].reshape(msg.height, msg.width, 3)
-    if msg.encoding == "rgb8":
-        pixels = pixels[..., ::-1]
+    rows = buffer[: msg.step * msg.height].reshape(msg.height, msg.step)[:, :row]
+    if conversion is None:
+        pixels = rows.reshape(msg.height, msg.width, 3)
+        if encoding == "rgb8":
+            pixels = pixels[..., ::-1]
+    else:
+        planes = rows.reshape(msg.height, msg.width, channels) if channels > 1 else rows
+        pixels = cv2.cvtColor(np.ascontiguousarray(planes), conversion)
+    return Frame(
+        image=pixels,
+        stamp_ns=stamp_to_ns(msg.header.stamp),
+        camera_id=msg.header.frame_id,
+        sequence=sequence,
+        encoding="bgr8",
+    )
+
+
+def compressed_to_frame(msg: CompressedImage, sequence: int = 0) -> Frame:
+    """A bgr8 ``Frame`` from a JPEG or PNG ``CompressedImage`` (what image_transport's compressed plugin sends)."""
+    if "compressedDepth" in msg.format:
+        raise MessageError(f"CompressedImage format {msg.format!r} is a depth image; the detectors take colour images")
+    data = np.frombuffer(msg.data, dtype=np.uint8)
+    if data.size == 0:
+        raise MessageError("CompressedImage has no data")
+    pixels = cv2.imdecode(data, cv2.IMREAD_COLOR)
+    if pixels is None:
+        raise MessageError(f"CompressedImage ({msg.format!r}, {data.size} bytes) could not be decoded as JPEG or PNG")
     return Frame(
         image=pixels,
         stamp_ns=stamp_to_ns(msg.header.stamp),

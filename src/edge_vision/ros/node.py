@@ -8,10 +8,11 @@ composed with the others in one process: a node does not know which.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
+from rclpy.lifecycle import LifecycleNodeMixin, LifecycleState, TransitionCallbackReturn
 from rclpy.node import Node
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 
@@ -99,9 +100,48 @@ class SectionNode(Node):
                 raise ConfigError(f"{self.section}.{name}: {exc}") from exc
 
     def qos(self) -> QoSProfile:
-        reliability = (
-            ReliabilityPolicy.RELIABLE
-            if self.values["qos_reliability"] == "reliable"
-            else ReliabilityPolicy.BEST_EFFORT
-        )
-        return QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=self.values["qos_depth"], reliability=reliability)
+        """QoS of the node's output topics."""
+        return _profile(self.values["qos_reliability"], self.values["qos_depth"])
+
+    def input_qos(self) -> QoSProfile:
+        """QoS of the node's input topics (sensor data, best effort, by default for images)."""
+        return _profile(self.values["input_reliability"], self.values["input_depth"])
+
+
+def _profile(reliability: str, depth: int) -> QoSProfile:
+    policy = ReliabilityPolicy.RELIABLE if reliability == "reliable" else ReliabilityPolicy.BEST_EFFORT
+    return QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=depth, reliability=policy)
+
+
+Transition = Callable[[], bool]
+
+
+class ManagedSectionNode(LifecycleNodeMixin, SectionNode):
+    """The section node that owns a process's pipeline, as a lifecycle (managed) node: configure loads the
+    model and opens the sources, activate starts decoding and publishing, deactivate pauses, cleanup releases.
+    ``transitions`` maps a transition name to the pipeline's handler (True = success)."""
+
+    def __init__(self, section: str, *, values: Mapping[str, Any] | None = None, **node_kwargs: Any) -> None:
+        SectionNode.__init__(self, section, values=values, **node_kwargs)
+        LifecycleNodeMixin.__init__(self, enable_communication_interface=True)
+        self.transitions: dict[str, Transition] = {}
+
+    def _run(self, name: str) -> TransitionCallbackReturn:
+        handler = self.transitions.get(name)
+        ok = True if handler is None else handler()
+        return TransitionCallbackReturn.SUCCESS if ok else TransitionCallbackReturn.FAILURE
+
+    def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
+        return self._run("configure")
+
+    def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        return self._run("activate")
+
+    def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        return self._run("deactivate")
+
+    def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
+        return self._run("cleanup")
+
+    def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
+        return self._run("shutdown")

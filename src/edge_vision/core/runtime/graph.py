@@ -68,6 +68,8 @@ class Graph:
         self._stages: dict[str, _Stage] = {}
         self._sources: dict[str, _Source] = {}
         self._stop = threading.Event()
+        self._running = threading.Event()  # cleared: sources pause before their next frame
+        self._running.set()
         self._started = False
         self._closed = False
         self.health.on_failure(lambda reason: self.stop())
@@ -166,6 +168,19 @@ class Graph:
     def stop(self) -> None:
         """Ask every source to stop after its current frame (idempotent, any thread)."""
         self._stop.set()
+        self._running.set()  # a paused source must wake up to stop
+
+    def pause(self) -> None:
+        """Sources hold before their next frame until ``resume`` (a deactivated lifecycle node)."""
+        if not self._stop.is_set():
+            self._running.clear()
+
+    def resume(self) -> None:
+        self._running.set()
+
+    @property
+    def paused(self) -> bool:
+        return not self._running.is_set()
 
     @property
     def stopping(self) -> bool:
@@ -230,6 +245,12 @@ class Graph:
         health.source(camera, state="streaming")
         try:
             for packet in decoded_packets(source):
+                if not self._running.is_set():
+                    health.source(camera, state="paused")
+                    self._running.wait()
+                    health.source(camera, state="streaming")
+                    if self._stop.is_set():
+                        break
                 health.record(node.name, packet.timings_ms["decode"])
                 health.source(camera, decoded=source.frames_decoded, skipped=source.frames_skipped)
                 self._emit(node, packet)
