@@ -95,6 +95,19 @@ PLUGIN_SECTIONS = {
 # ``to_ros_parameters`` copies events.rules there when it is empty.
 INSTANCE_KEYS = {"events": {"rules": "rules", "actions": "actions"}, "visualizer": {"rules": "rules"}}
 STAGES = ("source", "detect", "track", "events", "annotate")
+# Parameters that may change while running (``ros2 param set``), taking effect on the next frame; every other
+# parameter is fixed for the life of the node. The tracker's own plugin parameters are all live.
+LIVE = {"detector": ("confidence", "iou", "max_detections", "classes"), "events": ("rules",)}
+
+
+def is_live(section: str, name: str, resolved: Mapping[str, Any]) -> bool:
+    """Whether the ROS parameter ``name`` (dotted, e.g. ``rules.door.polygon``) of ``section`` is live."""
+    head, _, rest = name.partition(".")
+    if section == "tracker":
+        return head in plugin_keys(section, resolved)
+    if section == "events" and head == "rules":
+        return bool(rest) and not rest.endswith(".type")
+    return head in LIVE.get(section, ())
 
 SCHEMA: dict[str, dict[str, Param]] = {
     "camera": _params(

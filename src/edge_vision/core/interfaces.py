@@ -14,7 +14,7 @@ standalone runs, ``every_nth`` and lossy transports give the same results.
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
-from typing import Any, ClassVar, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, runtime_checkable
 
 import numpy as np
 from numpy.typing import NDArray
@@ -23,6 +23,9 @@ from edge_vision.core.config import Param
 from edge_vision.core.detections import Detections
 from edge_vision.core.events import Event
 from edge_vision.core.frame import Frame, FrameMeta
+
+if TYPE_CHECKING:
+    from edge_vision.core.detection.adapters import Thresholds
 
 
 @runtime_checkable
@@ -72,9 +75,11 @@ class InferenceBackend(Protocol):
 @runtime_checkable
 class ModelAdapter(Protocol):
     """Knows one model family's tensor layout: image -> input tensor, outputs -> Detections. Built with the
-    context ``input_size`` and ``thresholds`` plus its own ``PARAMS``."""
+    context ``input_size`` and ``thresholds`` plus its own ``PARAMS``; ``thresholds`` may be replaced between
+    two calls (live parameters)."""
 
     PARAMS: ClassVar[tuple[Param, ...]]
+    thresholds: Thresholds
 
     def preprocess(self, image: NDArray[np.uint8]) -> tuple[NDArray[np.float32], Any]:
         """Return the input tensor and whatever ``postprocess`` needs to map boxes back."""

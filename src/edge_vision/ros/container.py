@@ -115,6 +115,8 @@ class RosPipeline:
             self._make_health_timer(pipeline_values["stats_period"])
             if self._needs_labels() and "detect" not in self.stages:
                 self.owner.create_subscription(LabelInfo, "label_info", self._on_label_info, LATCHED)
+            for node in self.nodes.values():
+                node.on_change = self._on_parameters
             owner.transitions.update(
                 configure=self._on_configure,
                 activate=self._on_activate,
@@ -215,6 +217,14 @@ class RosPipeline:
         self._labels = [by_id.get(i, str(i)) for i in range(max(by_id, default=-1) + 1)]
         if self.configured and self.pipeline is None:
             self._build(self._labels)
+
+    def _on_parameters(self, section: str, values: dict[str, Any]) -> None:
+        """A live parameter change: the running pipeline validates and takes it on the next frame."""
+        with self._lock:
+            pipeline = self.pipeline
+        if pipeline is not None:
+            pipeline.reconfigure(section, values)
+        self.sections[section] = values
 
     # -- lifecycle -----------------------------------------------------------------------------------------
 

@@ -11,13 +11,14 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
+from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor, SetParametersResult
 from rclpy.lifecycle import LifecycleNodeMixin, LifecycleState, TransitionCallbackReturn
 from rclpy.node import Node
+from rclpy.parameter import Parameter
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 
 from edge_vision.core import config, plugins
-from edge_vision.core.errors import ConfigError
+from edge_vision.core.errors import ConfigError, EdgeVisionError
 
 
 def descriptor(param: config.Param | None, read_only: bool = True) -> ParameterDescriptor:
@@ -72,7 +73,12 @@ class SectionNode(Node):
         given = {name: p.value for name, p in self._parameter_overrides.items() if name != "use_sim_time"}
         given.update(flatten(self._ros_form(values or {})))
         self.values: dict[str, Any] = config.resolve(section, unflatten(given))
+        # Called with (section, new values) for a live parameter change; raising EdgeVisionError rejects it.
+        self.on_change: Callable[[str, dict[str, Any]], None] | None = None
+        self._declared = False
+        self.add_on_set_parameters_callback(self._on_set)
         self._declare_all()
+        self._declared = True
 
     def _ros_form(self, values: Mapping[str, Any]) -> dict[str, Any]:
         document = config.to_ros_parameters({self.section: values})
@@ -95,9 +101,29 @@ class SectionNode(Node):
                 if key != "type" and spec:
                     param = plugins.schema(plugins.load(kind, spec["type"])).get(key)
             try:
-                self.declare_parameter(name, value, descriptor(param))
+                live = config.is_live(self.section, name, self.values)
+                self.declare_parameter(name, value, descriptor(param, read_only=not live))
             except Exception as exc:  # rclpy's InvalidParameterValueException and friends
                 raise ConfigError(f"{self.section}.{name}: {exc}") from exc
+
+    def _on_set(self, changes: list[Parameter]) -> SetParametersResult:
+        """``ros2 param set``: validated by the core schema and by the pipeline (rules and trackers are built
+        from the new values) before anything changes; rejected with the reason otherwise."""
+        if not self._declared:
+            return SetParametersResult(successful=True)
+        flat = flatten(self._ros_form(self.values))
+        for change in changes:
+            flat[change.name] = change.value
+        try:
+            values = config.resolve(self.section, unflatten(flat))
+            if self.on_change is not None:
+                self.on_change(self.section, values)
+        except EdgeVisionError as exc:
+            return SetParametersResult(successful=False, reason=str(exc))
+        self.values = values
+        names = ", ".join(f"{c.name}={c.value!r}" for c in changes)
+        self.get_logger().info(f"parameters changed: {names}")
+        return SetParametersResult(successful=True)
 
     def qos(self) -> QoSProfile:
         """QoS of the node's output topics."""

@@ -68,12 +68,22 @@ class Detector:
         self.adapter = adapter
         self.labels = list(labels)
         self.timings = DetectorTimings()
-        self._class_filter: NDArray[np.int32] | None = None
-        if classes:
-            unknown = [c for c in classes if c not in self.labels]
-            if unknown:
-                raise ConfigError(f"detector.classes names unknown classes {unknown}; the model knows {self.labels}")
-            self._class_filter = np.array([self.labels.index(c) for c in classes], dtype=np.int32)
+        self._class_filter = self._filter(classes)
+
+    def _filter(self, classes: Sequence[str] | None) -> NDArray[np.int32] | None:
+        if not classes:
+            return None
+        unknown = [c for c in classes if c not in self.labels]
+        if unknown:
+            raise ConfigError(f"detector.classes names unknown classes {unknown}; the model knows {self.labels}")
+        return np.array([self.labels.index(c) for c in classes], dtype=np.int32)
+
+    def retune(self, thresholds: Thresholds, classes: Sequence[str] | None) -> None:
+        """New thresholds and class filter, validated first (ConfigError naming them); the next ``detect`` uses
+        them. Call it on the thread that runs ``detect`` (a live ``ros2 param set``)."""
+        class_filter = self._filter(classes)
+        self.adapter.thresholds = thresholds
+        self._class_filter = class_filter
 
     @classmethod
     def from_config(

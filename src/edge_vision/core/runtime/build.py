@@ -28,6 +28,7 @@ from numpy.typing import NDArray
 from edge_vision.core import assets, config, plugins
 from edge_vision.core.actions.video import VideoWriter
 from edge_vision.core.annotate import Annotator
+from edge_vision.core.detection.adapters import Thresholds
 from edge_vision.core.detection.detector import Detector, load_labels
 from edge_vision.core.detections import Detections
 from edge_vision.core.errors import EdgeVisionError
@@ -134,13 +135,23 @@ class DetectStage:
         self.detectors = list(detectors)
         self.labels = self.detectors[0].labels
         self._free: queue.SimpleQueue[Detector] = queue.SimpleQueue()
+        self._pending: tuple[Thresholds, Sequence[str] | None, set[int]] | None = None
         for detector in self.detectors:
             self._free.put(detector)
+
+    def retune(self, thresholds: Thresholds, classes: Sequence[str] | None) -> None:
+        """Validate now; each session takes the new values before its next frame."""
+        self.detectors[0]._filter(classes)  # raises ConfigError naming an unknown class
+        self._pending = (thresholds, classes, set())
 
     def process(self, packet: FramePacket) -> FramePacket:
         if packet.image is None:
             raise ValueError("the detector needs a packet with an image")
         detector = self._free.get()
+        pending = self._pending
+        if pending is not None and id(detector) not in pending[2]:
+            detector.retune(pending[0], pending[1])
+            pending[2].add(id(detector))
         try:
             packet.detections = detector.detect(packet.image)
             timings = detector.timings
@@ -155,8 +166,22 @@ class DetectStage:
 class TrackStage:
     def __init__(self, tracker: Tracker) -> None:
         self.tracker = tracker
+        self.pending: dict[str, Any] | None = None
+
+    def retune(self, params: Mapping[str, Any], fresh: Tracker) -> None:
+        """New tracker parameters (already validated by building ``fresh``), applied before the next frame:
+        set on the live tracker where it exposes them as attributes (its tracks are kept), else the fresh
+        tracker replaces it (its tracks restart)."""
+        self.pending = {"params": dict(params), "fresh": fresh}
 
     def process(self, packet: FramePacket) -> FramePacket:
+        if self.pending is not None:
+            pending, self.pending = self.pending, None
+            if all(hasattr(self.tracker, k) for k in pending["params"]):
+                for key, value in pending["params"].items():
+                    setattr(self.tracker, key, value)
+            else:
+                self.tracker = pending["fresh"]
         t0 = time.perf_counter()
         detections = packet.detections if packet.detections is not None else Detections.empty()
         packet.tracks = self.tracker.update(detections, packet.meta)
@@ -171,8 +196,19 @@ class EventStage:
         self.rules = list(rules)
         self._checked = False
         self._on_config_error = on_config_error
+        self._pending: tuple[list[Rule], AnnotateStage | None] | None = None
+
+    def replace_rules(self, rules: Sequence[Rule], also: AnnotateStage | None = None) -> None:
+        """Rules rebuilt from new parameters (validated), swapped in before the next frame; a changed rule
+        starts afresh (its per-track state and counters restart)."""
+        self._pending = (list(rules), also)
 
     def process(self, packet: FramePacket) -> FramePacket | None:
+        if self._pending is not None:
+            (rules, annotate), self._pending = self._pending, None
+            self.rules = rules
+            if annotate is not None:
+                annotate.rules = rules
         t0 = time.perf_counter()
         if not self._checked and packet.meta.width > 0:
             self._checked = True
@@ -319,6 +355,7 @@ class Pipeline:
         self.cameras: dict[str, CameraParts] = {}
         self.detect: DetectStage | None = None
         self.actions: ActionStage | None = None
+        self._track_stages: dict[str, TrackStage] = {}
         self._closers: list[Callable[[], Any]] = []
         queue_size = pipeline["queue_size"]
         try:
@@ -372,7 +409,8 @@ class Pipeline:
         if "track" in self.stages:
             parts.tracker = build_tracker(sections["tracker"])
             stage = stage_name(name, "track")
-            graph.add_stage(stage, TrackStage(parts.tracker).process, camera=name, queue_size=queue_size)
+            track = self._track_stages[name] = TrackStage(parts.tracker)
+            graph.add_stage(stage, track.process, camera=name, queue_size=queue_size)
             graph.tap(stage, lambda p: self.summary.on_tracks(p.tracks, name))
         rules: list[Rule] = []
         if "events" in self.stages:
@@ -459,6 +497,35 @@ class Pipeline:
         if self.fatal is None:
             self.fatal = exc
         self.health.fail(str(exc))
+
+    def reconfigure(self, section: str, values: Mapping[str, Any]) -> None:
+        """Apply changed parameters of ``section`` (resolved values) on each stage's next frame. Everything is
+        validated (and rules and trackers built) before anything changes: an error raises ``ConfigError``
+        naming the parameter and leaves the running pipeline as it was."""
+        if section == "detector" and self.detect is not None:
+            thresholds = Thresholds(values["confidence"], values["iou"], values["max_detections"])
+            self.detect.retune(thresholds, values["classes"] or None)
+        elif section == "tracker":
+            params = {k: values[k] for k in config.plugin_keys("tracker", values)}
+            fresh = {name: build_tracker(values) for name, parts in self.cameras.items() if parts.tracker}
+            for name, tracker in fresh.items():
+                stage = self._track_stages[name]
+                stage.retune(params, tracker)
+        elif section == "events":
+            rebuilt: dict[str, list[Rule]] = {}
+            for name, parts in self.cameras.items():
+                if parts.events is None:
+                    continue
+                rules = build_rules(values["rules"], self.labels)
+                if parts.source is not None and parts.source.width > 0:
+                    for rule in rules:
+                        rule.check_frame(parts.source.width, parts.source.height)
+                rebuilt[name] = rules
+            for name, rules in rebuilt.items():
+                events = self.cameras[name].events
+                assert events is not None
+                events.replace_rules(rules, self.cameras[name].annotate)
+        self.sections = {**self.sections, section: dict(values)}
 
     def entry(self, camera: str) -> str:
         """The first stage of ``camera`` here: where packets from outside (a topic) are fed."""
