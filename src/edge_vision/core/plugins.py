@@ -28,7 +28,7 @@ GROUPS = {
 }
 
 # Values the runtime hands to a plugin constructor that asks for them by parameter name.
-CONTEXT = ("name", "labels", "camera_id", "output_dir", "model_path", "input_size", "thresholds")
+CONTEXT = ("name", "labels", "camera_id", "output_dir", "model_path", "input_size", "thresholds", "clock")
 
 _registered: dict[str, dict[str, Callable[..., Any]]] = {group: {} for group in GROUPS.values()}
 

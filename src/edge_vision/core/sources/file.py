@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -57,6 +57,7 @@ class FileSource:
         uri: str,
         *,
         camera_id: str = "camera",
+        clock: Callable[[], int] = time.time_ns,
         every_nth: int = 1,
         loop: bool = False,
         rate: float = 0.0,
@@ -88,6 +89,8 @@ class FileSource:
         self.decode_errors = 0
         self.fps = 0.0
         self.width = self.height = 0
+        self.frame_count = 0  # frames in the file (0 = unknown, e.g. a stream)
+        self.clock = clock  # ns; the ROS clock in ROS nodes (sim time), else the wall clock
         self._container: Any = None
         self._open()  # fail at construction, naming the file, rather than in the middle of a pipeline
 
@@ -107,6 +110,7 @@ class FileSource:
             stream.thread_count = self.decode_threads
         rate = stream.average_rate or stream.guessed_rate
         self.fps = float(rate) if rate else 0.0
+        self.frame_count = int(stream.frames or 0)
         self.width = stream.codec_context.width
         self.height = stream.codec_context.height
         self._container = container
@@ -121,7 +125,10 @@ class FileSource:
         started = time.monotonic()
         # Files are stamped on their media clock (start time + frame time), so replays are reproducible
         # and the gaps left by every_nth show in the stamps; live streams are stamped on arrival.
-        t0_ns = time.time_ns()
+        # The stamps of one pass lie in the past: the pass "happened" just before now, so a file decoded faster
+        # than real time never stamps a frame in the future. A later pass (loop) that would, waits for it.
+        duration_ns = int(self.frame_count * 1e9 / self.fps) if self.fps > 0 and self.frame_count else 0
+        t0_ns = self.clock() - (duration_ns if self.rate == 0 or self.rate > 1 else 0)
         frame_period_ns = int(1e9 / self.fps) if self.fps > 0 else 33_333_333
         while self._container is not None:
             stream = self._container.streams.video[0]
@@ -147,7 +154,10 @@ class FileSource:
                             if delay > 0:
                                 time.sleep(delay)
                         image = av_frame.to_ndarray(format="bgr24")
-                        stamp_ns = time.time_ns() if self.is_stream else t0_ns + (index - 1) * frame_period_ns
+                        stamp_ns = self.clock() if self.is_stream else t0_ns + (index - 1) * frame_period_ns
+                        ahead = stamp_ns - self.clock()
+                        if ahead > 0 and not self.is_stream:
+                            time.sleep(ahead * 1e-9)
                         yield Frame(image=image, stamp_ns=stamp_ns, camera_id=self.camera_id, sequence=index - 1)
                         yielded += 1
                         if self.max_frames and yielded >= self.max_frames:
