@@ -1,6 +1,6 @@
 """Composed pipeline: every stage in one process, frames passed by reference (zero-copy).
 
-ros2 launch edge_vision pipeline.launch.py [params_file:=/path/pipeline.yaml] [namespace:=cam0]
+ros2 launch edge_vision pipeline.launch.py [params_file:=/path/pipeline.yaml] [namespace:=cam0] [autostart:=true]
 """
 
 import os
@@ -19,12 +19,13 @@ def generate_launch_description() -> LaunchDescription:
         [
             DeclareLaunchArgument("params_file", default_value=os.path.join(share, "config", "pipeline.yaml")),
             DeclareLaunchArgument("namespace", default_value=""),
+            DeclareLaunchArgument("autostart", default_value="true", description="false: a managed lifecycle node"),
             Node(
                 package="edge_vision",
                 executable="pipeline_container",
                 # No name=: a node-name remap would rename every stage node in the process.
                 namespace=LaunchConfiguration("namespace"),
-                parameters=[params],
+                parameters=[params, {"autostart": LaunchConfiguration("autostart")}],
                 output="screen",
             ),
         ]

@@ -19,7 +19,8 @@ from edge_vision.core.errors import ConfigError
 from edge_vision.core.runtime.build import build_rules, build_tracker
 from edge_vision.core.schema import json_schema
 
-CONFIG_FILES = sorted((REPO / "config").glob("*.yaml"))
+# Pipeline parameter files; cameras.*.yaml are camera lists for launch/cameras.launch.py.
+CONFIG_FILES = sorted(p for p in (REPO / "config").glob("*.yaml") if not p.name.startswith("cameras."))
 Document = dict[str, Any]
 
 

@@ -286,7 +286,15 @@ class RosPipeline:
             publisher = wanted.get((camera, stage))
             return publisher is not None and publisher.wanted
 
-        pipeline = Pipeline(self.sections, stages=self.stages, labels=labels, health=self.health, wanted=is_wanted)
+        clock = self.owner.get_clock()
+        pipeline = Pipeline(
+            self.sections,
+            stages=self.stages,
+            labels=labels,
+            health=self.health,
+            wanted=is_wanted,
+            clock=lambda: clock.now().nanoseconds,
+        )
         labels = pipeline.labels
         # class_id as the class name (vision_msgs' advice, the default) or as the index into label_info.
         names = labels if self.sections["detector"]["class_id"] == "name" else []
@@ -414,7 +422,7 @@ class RosPipeline:
             while self.context.ok() and not self.finished.is_set():
                 pipeline = self.pipeline
                 if pipeline is not None and "source" in self.stages:
-                    if self.active and not self.started:
+                    if self.active and not self.started and self._clock_running():
                         self._wait_for_subscribers()
                         self._start()
                     if self.started and pipeline.graph.wait(0):
@@ -432,6 +440,10 @@ class RosPipeline:
     def _spin(executor: MultiThreadedExecutor) -> None:
         with contextlib.suppress(ExternalShutdownException):  # shut down by a signal: run() sees it and stops
             executor.spin()
+
+    def _clock_running(self) -> bool:
+        """With use_sim_time, frames are stamped on /clock: wait for its first message before decoding."""
+        return not self.owner.get_parameter("use_sim_time").value or self.owner.get_clock().now().nanoseconds > 0
 
     def _wait_for_subscribers(self, timeout: float = 30.0) -> None:
         """Replays and regression runs must not lose their first frames to DDS discovery."""

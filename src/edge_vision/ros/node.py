@@ -35,6 +35,20 @@ def descriptor(param: config.Param | None, read_only: bool = True) -> ParameterD
     return result
 
 
+def _all_heads() -> set[str]:
+    """Every top-level parameter name of every section and installed plugin."""
+    heads: set[str] = set()
+    for section, schema in config.SCHEMA.items():
+        heads |= set(schema) | set(config.INSTANCE_KEYS.get(section, {}))
+    for kind, _selector in config.PLUGIN_SECTIONS.values():
+        for name in plugins.available(kind):
+            try:
+                heads |= set(plugins.schema(plugins.load(kind, name)))
+            except EdgeVisionError:
+                continue
+    return heads
+
+
 def flatten(values: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
     """``{rules: {door: {type: zone}}}`` -> ``{"rules.door.type": "zone"}`` (ROS parameter names)."""
     flat: dict[str, Any] = {}
@@ -71,6 +85,13 @@ class SectionNode(Node):
         # ``_parameter_overrides``; reading them is how nested plugin instances (rules.<name>.*) are discovered
         # without asking the user to list every name twice.
         given = {name: p.value for name, p in self._parameter_overrides.items() if name != "use_sim_time"}
+        # A parameter file's ``/**:`` keys and a launch file's parameter dicts reach every node of a process:
+        # what another section owns is not an error here (``config.load_file`` is strict about files).
+        ignored = sorted(name for name in given if not self._knows(name.partition(".")[0], given))
+        unknown = [name for name in ignored if name.partition(".")[0] not in _all_heads()]
+        if unknown:  # no section knows them: most likely a typo
+            self.get_logger().warning(f"ignoring unknown parameter(s) {unknown}: no edge_vision section has them")
+        given = {name: value for name, value in given.items() if name not in ignored}
         given.update(flatten(self._ros_form(values or {})))
         self.values: dict[str, Any] = config.resolve(section, unflatten(given))
         # Called with (section, new values) for a live parameter change; raising EdgeVisionError rejects it.
@@ -79,6 +100,22 @@ class SectionNode(Node):
         self.add_on_set_parameters_callback(self._on_set)
         self._declare_all()
         self._declared = True
+
+    def _knows(self, head: str, given: Mapping[str, Any]) -> bool:
+        """Whether ``head`` (the first part of a parameter name) belongs to this section: its schema, its
+        plugin instances, its plugin's parameters, or (camera) a per-camera group."""
+        section = self.section
+        if head in config.SCHEMA[section] or head in config.INSTANCE_KEYS.get(section, {}):
+            return True
+        if section in config.PLUGIN_SECTIONS:
+            kind, selector = config.PLUGIN_SECTIONS[section]
+            plugin = given.get(selector, config.SCHEMA[section][selector].default)
+            try:
+                if head in plugins.schema(plugins.load(kind, str(plugin))):
+                    return True
+            except EdgeVisionError:
+                return True  # an unknown plugin: let resolve() name it
+        return section == "camera" and any(name.startswith(f"{head}.") for name in given)
 
     def _ros_form(self, values: Mapping[str, Any]) -> dict[str, Any]:
         document = config.to_ros_parameters({self.section: values})

@@ -77,9 +77,11 @@ def resolve_labels(detector: Mapping[str, Any]) -> list[str] | None:
     return None
 
 
-def build_source(camera: Mapping[str, Any]) -> Source:
+def build_source(camera: Mapping[str, Any], clock: Callable[[], int] = time.time_ns) -> Source:
     values = {k: camera[k] for k in config.plugin_keys("camera", camera)}
-    source: Source = plugins.build("sources", camera["source"], values, where="camera", camera_id=camera["camera_id"])
+    source: Source = plugins.build(
+        "sources", camera["source"], values, where="camera", camera_id=camera["camera_id"], clock=clock
+    )
     return source
 
 
@@ -329,6 +331,7 @@ class Pipeline:
     ``labels`` (a standalone tracker learns them from ``label_info``).
     wanted: ``wanted(camera, stage)`` -> True while someone outside wants that stage's output even if no local
     stage consumes it (a ROS subscriber to ``image_annotated``).
+    clock: ns now, for sources that stamp frames (the ROS clock in a node: sim time follows /clock).
     """
 
     def __init__(
@@ -339,6 +342,7 @@ class Pipeline:
         labels: Sequence[str] | None = None,
         health: Health | None = None,
         wanted: Callable[[str, str], bool] = lambda camera, stage: False,
+        clock: Callable[[], int] = time.time_ns,
     ) -> None:
         config.check_cross(sections)
         pipeline = sections["pipeline"]
@@ -372,7 +376,7 @@ class Pipeline:
             for name, camera in camera_sections.items():
                 parts = self.cameras[name] = CameraParts(name, camera["camera_id"])
                 if "source" in self.stages:
-                    parts.source = build_source(camera)
+                    parts.source = build_source(camera, clock)
                     self._closers.append(parts.source.close)
             # Stages are added upstream first: that is the order the graph drains them in at the end.
             for parts in self.cameras.values():
