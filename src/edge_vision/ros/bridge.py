@@ -98,6 +98,27 @@ def events_out(packet: FramePacket) -> list[Any]:
     return [event_to_msg(event) for event in packet.events]
 
 
+class GapCounter:
+    """Frames lost before a topic reached this process: gaps in the header stamps of one input, counted in
+    frame periods. The period is the smallest stamp gap seen (as the tracker estimates it), so ``every_nth``
+    counts no loss; a camera whose stamps jitter by more than half a period over-counts, and says so in the
+    drop figures rather than hiding a loss."""
+
+    def __init__(self) -> None:
+        self._last: int | None = None
+        self._period = 0
+
+    def __call__(self, stamp_ns: int) -> int:
+        last, self._last = self._last, stamp_ns
+        if last is None or stamp_ns <= last:
+            return 0
+        gap = stamp_ns - last
+        if self._period == 0 or gap < self._period:
+            self._period = gap
+            return 0
+        return max(0, round(gap / self._period) - 1)
+
+
 class Sequencer:
     """ROS headers carry no frame index: number the messages of one input (informational only; every
     time-dependent stage reads stamps)."""

@@ -77,6 +77,7 @@ class RosPipeline:
         self.pipeline: Pipeline | None = None
         self._lock = threading.Lock()
         self._pending: list[tuple[str, str, Any]] = []
+        self._gaps: dict[str, bridge.GapCounter] = {}
         try:
             composed = stages is None or len(stages) > 1
             if composed:
@@ -339,6 +340,10 @@ class RosPipeline:
         pipeline = self.pipeline
         if pipeline is None or not self.started or not self.active:
             return  # inactive (lifecycle): inputs are ignored, not queued
+        gaps = self._gaps.setdefault(stage, bridge.GapCounter())
+        lost = gaps(packet.meta.stamp_ns)
+        if lost:  # lost upstream (another process, DDS): shown as drops at this stage's input, WARN
+            self.health.dropped(stage, lost)
         if not pipeline.graph.feed(stage, packet):
             self.health.dropped(stage)
 
