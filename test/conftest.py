@@ -12,6 +12,9 @@ import pytest
 
 # DDS discovery must never leave this host.
 os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
+# Each test run on its own DDS domain (every process it starts inherits it): two checkouts testing at once
+# on one domain were seen to break each other. 20..219 from the pid; an explicit ROS_DOMAIN_ID wins.
+os.environ.setdefault("ROS_DOMAIN_ID", str(20 + os.getpid() % 200))
 os.environ.setdefault("RMW_IMPLEMENTATION", "rmw_fastrtps_cpp")
 
 REPO = Path(__file__).resolve().parents[1]

@@ -10,6 +10,7 @@ The YAML format is the ROS 2 parameter-file format, so one file serves ``ros2 la
 
 from __future__ import annotations
 
+import array
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -36,7 +37,7 @@ class Param:
         if expected is float and isinstance(value, int) and not isinstance(value, bool):
             value = float(value)
         if expected is list:
-            if not isinstance(value, (list, tuple)):
+            if not isinstance(value, (list, tuple, array.array)):  # rclpy hands double arrays as array.array
                 raise ConfigError(f"{where} must be a list, got {value!r}")
             value = list(value)
         elif not isinstance(value, expected) or (expected is int and isinstance(value, bool)):
@@ -165,6 +166,11 @@ SCHEMA: dict[str, dict[str, Param]] = {
         Param("stats_period", 1.0, "seconds between PipelineStats / diagnostics messages", min=0.05),
         Param("external", [""], "composed: stages left to other processes, their input taken from topics"),
         Param("autostart", True, "configure and activate at start; false: a managed node driven by ros2 lifecycle"),
+        Param("foxglove", False, "serve a Foxglove WebSocket view (image, annotations, tracks, events, stats)"),
+        Param("foxglove_host", "127.0.0.1", "address the Foxglove view binds to (0.0.0.0: every interface)"),
+        Param("foxglove_port", 8765, "port of the Foxglove view (0 = any free port)", min=0, max=65535),
+        Param("foxglove_image", "jpeg", "image sent to Foxglove: jpeg (small) or raw (bgr8)", choices=("jpeg", "raw")),
+        Param("foxglove_wait", 0.0, "seconds to wait for a Foxglove client before the first frame", min=0.0),
     ),
 }
 

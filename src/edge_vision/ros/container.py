@@ -13,9 +13,9 @@ runs. Exit codes: 0 the run succeeded, 1 it failed (a source failed, a stage exh
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import logging
+import signal
 import sys
 import threading
 import time
@@ -102,11 +102,14 @@ class RosPipeline:
                 else:
                     self.sections[section] = dict(given[section]) if section in given else config.resolve(section)
             config.check_cross(self.sections)
-            self.camera_names = list(config.camera_sections(self.sections))
+            cameras = config.camera_sections(self.sections)
+            self.camera_names = list(cameras)
+            self.camera_ids = {name: camera["camera_id"] for name, camera in cameras.items()}
             self.health = Health(error_budget=pipeline_values["error_budget"])
             owner = next(iter(self.nodes.values()))
             assert isinstance(owner, ManagedSectionNode)
             self.owner = owner
+            self.owner_name = owner.get_fully_qualified_name()  # the node's handle is gone after a shutdown
             self.active = False
             self.started = False
             self.finished = threading.Event()  # shutdown transition, or a pipeline that has nothing left to do
@@ -402,7 +405,7 @@ class RosPipeline:
         statuses = []
         for camera in self.camera_names:
             report = self.health.report(camera if len(self.camera_names) > 1 else None)
-            camera_id = camera or self.sections["camera"]["camera_id"]
+            camera_id = self.camera_ids[camera]
             self.stats_publishers[camera].publish(stats_to_msg(report, camera_id, stamp))
             statuses.append(
                 report_to_status(
@@ -436,6 +439,7 @@ class RosPipeline:
                     break
                 time.sleep(0.05)
         finally:
+            _ignore_interrupts()
             self.close()
             executor.shutdown(timeout_sec=5)
             spinner.join(10)
@@ -443,8 +447,12 @@ class RosPipeline:
 
     @staticmethod
     def _spin(executor: MultiThreadedExecutor) -> None:
-        with contextlib.suppress(ExternalShutdownException):  # shut down by a signal: run() sees it and stops
+        try:
             executor.spin()
+        except (ExternalShutdownException, RuntimeError):  # RuntimeError: rclpy's RCLError
+            # Shut down by a signal (the context may go invalid mid-wait): run() sees it, drains and exits.
+            if executor.context.ok():
+                raise
 
     def _clock_running(self) -> bool:
         """With use_sim_time, frames are stamped on /clock: wait for its first message before decoding."""
@@ -480,7 +488,7 @@ class RosPipeline:
                 if self.context.ok():
                     self.owner.get_logger().info(line)
                 else:  # shut down by a signal: rosout is gone, the console is not
-                    print(f"[{self.owner.get_fully_qualified_name()}] {line}", file=sys.stderr)
+                    print(f"[{self.owner_name}] {line}", file=sys.stderr)
 
     def report_lines(self) -> list[str]:
         report = self.health.report()
@@ -502,6 +510,14 @@ class RosPipeline:
         for node in reversed(list(self.nodes.values())):
             node.destroy_node()
         self.nodes.clear()
+
+
+def _ignore_interrupts() -> None:
+    """Once stopping, a second SIGINT (a terminal's Ctrl+C reaches every process of the group, and ros2 launch
+    forwards one more) must not interrupt the drain and leave half-written outputs; SIGTERM and SIGKILL
+    still end the process."""
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def failure_line(pipeline: RosPipeline) -> str | None:
@@ -528,6 +544,7 @@ def main_for(stages: Collection[str] | None, args: list[str] | None = None) -> i
     except KeyboardInterrupt:
         return 0
     finally:
+        _ignore_interrupts()
         if pipeline is not None:
             pipeline.destroy()
         if rclpy.ok():

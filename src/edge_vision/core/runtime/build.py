@@ -13,6 +13,7 @@ Per camera ``c`` (stage names ``c/source``, ``c/track``...; a single unnamed cam
 
 from __future__ import annotations
 
+import functools
 import itertools
 import logging
 import queue
@@ -32,6 +33,7 @@ from edge_vision.core.detection.adapters import Thresholds
 from edge_vision.core.detection.detector import Detector, load_labels
 from edge_vision.core.detections import Detections
 from edge_vision.core.errors import EdgeVisionError
+from edge_vision.core.foxglove_view import attach_view
 from edge_vision.core.frame import Frame
 from edge_vision.core.interfaces import Action, Rule, Source, Tracker
 from edge_vision.core.packet import FramePacket
@@ -404,6 +406,9 @@ class Pipeline:
                         "actions", self.actions.process, queue_size=max(queue_size, 64), close=self.actions.close
                     )
             self._wire()
+            self.view = attach_view(self, pipeline)  # Foxglove WebSocket view (pipeline.foxglove), taps only
+            if self.view is not None:
+                self._closers.append(self.view.close)
         except BaseException:
             self._release()
             raise
@@ -470,18 +475,32 @@ class Pipeline:
                 graph.connect(last, "actions")
             if parts.annotate is not None and last is not None and last != stage_name(name, "source"):
                 graph.connect(last, stage_name(name, "annotate"))
-            end = stage_name(name, "events") if "events" in self.stages else last
+            # A frame is done when it leaves the last stage here (the shared detector is tapped once, below).
+            end: str | None = next((s for s in ("events", "track") if s in self.stages), None)
+            if end is None and "detect" not in self.stages:
+                end = "annotate" if "annotate" in self.stages else "source" if "source" in self.stages else None
             if end is not None:
-                graph.tap(
-                    end,
-                    lambda p: self.health.frame_done(
-                        self._camera_of(p), (time.perf_counter() - p.created) * 1e3
-                    ),
-                )
+                graph.tap(stage_name(name, end), self._frame_done)
+        if "detect" in self.stages and not {"track", "events"} & set(self.stages):
+            graph.tap("detect", self._frame_done)
         if "detect" in self.stages and "track" in self.stages:
             routes = {parts.camera_id: stage_name(name, "track") for name, parts in self.cameras.items()}
-            graph.connect("detect", lambda p: routes.get(p.meta.camera_id))
+            if len(routes) == 1:
+                # One camera: every frame is its own, whatever frame_id images from a topic carry (a driver's
+                # optical frame); routing by camera_id dropped them all after the detector, uncounted.
+                graph.connect("detect", next(iter(routes.values())))
+            else:
+                graph.connect("detect", functools.partial(self._route, routes))
         self._by_camera_id = {parts.camera_id: name for name, parts in self.cameras.items()}
+
+    def _route(self, routes: Mapping[str, str], packet: FramePacket) -> str | None:
+        target = routes.get(packet.meta.camera_id)
+        if target is None:  # a frame_id no camera of this process has: counted, never silently lost
+            self.health.dropped("detect")
+        return target
+
+    def _frame_done(self, packet: FramePacket) -> None:
+        self.health.frame_done(self._camera_of(packet), (time.perf_counter() - packet.created) * 1e3)
 
     def _on_detected(self, packet: FramePacket) -> None:
         self.summary.on_detections(packet.detections)
@@ -541,6 +560,8 @@ class Pipeline:
     # -- running -------------------------------------------------------------------------------------------
 
     def start(self) -> None:
+        if self.view is not None:
+            self.view.start()  # waits up to pipeline.foxglove_wait s for a client before the first frame
         self.summary.started = time.perf_counter()
         self.graph.start()
 
@@ -558,6 +579,8 @@ class Pipeline:
 
     def close(self) -> bool:
         clean = self.graph.close()
+        if self.view is not None:
+            self.view.close()
         self.summary.finish()
         self._closers.clear()
         return clean
