@@ -78,6 +78,7 @@ def params_file(tmp_path: Path, **camera: object) -> Path:
     """The bundled parameter file with camera overrides (a looping source keeps the topics alive)."""
     document = yaml.safe_load(CONFIG.read_text())
     document["/**/camera"]["ros__parameters"].update(camera)
+    document["/**/events"]["ros__parameters"]["output_dir"] = str(tmp_path)  # events.jsonl not in the checkout
     path = tmp_path / "params.yaml"
     path.write_text(yaml.safe_dump(document))
     return path
