@@ -210,4 +210,40 @@ PYEOF
   say "share/edge_vision and lib/edge_vision: installed into $VENV"
 fi
 
+# --- 7. Debian packages of the live-capture tests: GStreamer's RTSP server under /usr/bin/python3 -------------------
+# test/rtsp_server.py serves pre-encoded H.264 (appsrc ! h264parse ! rtph264pay): base, good and bad plugins, the
+# RTSP server's typelib and python3-gi. Installed when missing and this runs as root (CI); otherwise named.
+CAPTURE_PKGS=(python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-plugins-base gstreamer1.0-plugins-good
+  gstreamer1.0-plugins-bad)
+capture_missing() {
+  local p; for p in "${CAPTURE_PKGS[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || printf '%s ' "$p"
+  done
+}
+if ! command -v dpkg-query >/dev/null 2>&1; then
+  say "capture test packages: not a Debian system; the RTSP tests need /usr/bin/python3 with GStreamer's RTSP server"
+else
+  MISSING="$(capture_missing)"
+  if [ -z "$MISSING" ]; then
+    say "capture test packages: present"
+  elif [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    say "installing Debian packages for the capture tests: $MISSING"
+    export DEBIAN_FRONTEND=noninteractive
+    # shellcheck disable=SC2086
+    { apt-get update -q >/dev/null && apt-get install -y -q --no-install-recommends $MISSING >/dev/null; } \
+      || die "apt-get install failed for: $MISSING"
+    MISSING="$(capture_missing)"
+    [ -z "$MISSING" ] || die "still missing after apt-get install: $MISSING"
+  else
+    say "WARNING: the capture tests need the Debian packages: $MISSING(as root: apt-get install -y $MISSING)"
+  fi
+  if [ -z "$MISSING" ] && [ -x /usr/bin/python3 ]; then
+    /usr/bin/python3 -c 'import gi; gi.require_version("Gst", "1.0"); gi.require_version("GstRtspServer", "1.0")
+from gi.repository import Gst, GstRtspServer; Gst.init(None)
+missing = [e for e in ("appsrc", "h264parse", "rtph264pay") if Gst.ElementFactory.find(e) is None]
+assert not missing, missing' 2>/dev/null \
+      || die "GStreamer's RTSP server does not load in /usr/bin/python3 (packages: ${CAPTURE_PKGS[*]})"
+  fi
+fi
+
 say "ready in $((SECONDS - T0)) s: $VENV  (use it with: source scripts/env.sh)"

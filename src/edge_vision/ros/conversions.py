@@ -258,7 +258,16 @@ def report_to_status(report: Report, name: str, hardware_id: str) -> DiagnosticS
         "errors": str(report.errors),
     }
     for source in report.sources:
-        values[f"source_{source.camera or 'camera'}_state"] = source.state
+        prefix = f"source_{source.camera or 'camera'}"
+        values[f"{prefix}_state"] = source.state
+        if source.decoder:  # a live source (stream, v4l2): its own figures
+            values[f"{prefix}_message"] = source.message
+            values[f"{prefix}_fps"] = f"{source.fps:.2f}"
+            values[f"{prefix}_decode_ms"] = f"{source.decode_ms:.2f}"
+            values[f"{prefix}_dropped"] = str(source.frames_dropped)
+            values[f"{prefix}_reconnects"] = str(source.reconnects)
+            values[f"{prefix}_frame_age_ms"] = f"{source.frame_age_ms:.0f}"
+            values[f"{prefix}_decoder"] = source.decoder
     for stage in report.stages:
         values[f"{stage.name}_p50_ms"] = f"{stage.p50_ms:.2f}"
         values[f"{stage.name}_p99_ms"] = f"{stage.p99_ms:.2f}"

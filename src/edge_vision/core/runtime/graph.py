@@ -80,7 +80,8 @@ class Graph:
         self._check_new(name)
         self._sources[name] = _Source(name, camera, source)
         self.health.stage(name, camera)
-        self.health.source(camera, state="starting")
+        status = getattr(source, "status", None)  # a live source reports its own state (see SourceStatus)
+        self.health.source(camera, state="starting", status=status if callable(status) else None)
 
     def add_stage(
         self,
@@ -169,6 +170,10 @@ class Graph:
         """Ask every source to stop after its current frame (idempotent, any thread)."""
         self._stop.set()
         self._running.set()  # a paused source must wake up to stop
+        for node in self._sources.values():
+            interrupt = getattr(node.source, "interrupt", None)
+            if callable(interrupt):  # a live source waiting out an outage returns from frames() now
+                interrupt()
 
     def pause(self) -> None:
         """Sources hold before their next frame until ``resume`` (a deactivated lifecycle node)."""

@@ -2,8 +2,11 @@
 happen and read by publishers on a timer (``stats``, ``/diagnostics``, the run summary, exit codes).
 
 Per stage: frames processed, fps, latency p50/p99, errors (with the last message) and its queue's depth and
-drops. Per source: frames decoded/skipped and state. An error budget turns a stage that keeps failing into
-``failed``: ERROR on diagnostics, the graph stops, and the process exits non-zero.
+drops. Per source: frames decoded/skipped and state; a live source (one with ``status()``, see
+``SourceStatus``) is read at each report: connecting / streaming / stalled / reconnecting are its own states
+(WARN while not streaming), with its fps, decode time, drops, reconnects and frame age. An error budget turns
+a stage that keeps failing into ``failed``: ERROR on diagnostics, the graph stops, and the process exits
+non-zero.
 """
 
 from __future__ import annotations
@@ -54,12 +57,37 @@ class StageReport:
 
 
 @dataclass(frozen=True, slots=True)
+class SourceStatus:
+    """What a live source reports about itself (its ``status()``), read by ``Health`` at each report."""
+
+    state: str  # connecting | streaming | stalled | reconnecting | failed | closed
+    message: str = ""
+    decoded: int = 0
+    skipped: int = 0
+    dropped: int = 0  # decoded but replaced by a newer frame before the pipeline took it
+    reconnects: int = 0  # times the stream came back after a loss
+    fps: float = 0.0  # decoded frames per second, recent
+    decode_ms: float = 0.0  # decode + colour conversion per frame, recent mean
+    frame_age_ms: float = -1.0  # now - capture stamp of the newest frame; -1 before the first
+    decoder: str = ""  # e.g. "h264 software, 1 thread" or "h264 nvdec"
+
+
+SOURCE_DEGRADED = ("connecting", "stalled", "reconnecting")
+
+
+@dataclass(frozen=True, slots=True)
 class SourceReport:
     camera: str
-    state: str  # starting | streaming | ended | failed
+    state: str  # starting | streaming | paused | ended | stopped | failed; live: SourceStatus.state
     frames_decoded: int
     frames_skipped: int
     message: str
+    frames_dropped: int = 0
+    reconnects: int = 0
+    fps: float = 0.0
+    decode_ms: float = 0.0
+    frame_age_ms: float = -1.0
+    decoder: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,6 +126,7 @@ class Health:
         self._lock = threading.Lock()
         self._stages: dict[str, StageHealth] = {}
         self._sources: dict[str, dict[str, object]] = {}
+        self._live: dict[str, Callable[[], SourceStatus]] = {}
         self._done: dict[str, deque[float]] = {}
         self._latency: dict[str, deque[float]] = {}
         self._processed: dict[str, int] = {}
@@ -172,8 +201,12 @@ class Health:
         decoded: int | None = None,
         skipped: int | None = None,
         message: str | None = None,
+        status: Callable[[], SourceStatus] | None = None,
     ) -> None:
+        """Record what the graph knows of ``camera``'s source; ``status``: the live source's own report."""
         with self._lock:
+            if status is not None:
+                self._live[camera] = status
             entry = self._sources.setdefault(camera, {"state": "starting", "decoded": 0, "skipped": 0, "message": ""})
             for key, value in (("state", state), ("decoded", decoded), ("skipped", skipped), ("message", message)):
                 if value is not None:
@@ -201,13 +234,47 @@ class Health:
                 if entry["state"] == "failed" and (camera is None or cam == camera)
             ]
 
+    def _live_status(self, camera: str | None) -> dict[str, SourceStatus]:
+        with self._lock:
+            probes = {cam: probe for cam, probe in self._live.items() if camera is None or cam == camera}
+        result = {}
+        for cam, probe in probes.items():  # outside the lock: a probe takes its source's own
+            try:
+                result[cam] = probe()
+            except Exception:  # a broken probe must not take the whole report down
+                continue
+        return result
+
+    @staticmethod
+    def _source_report(camera: str, entry: dict[str, object], live: SourceStatus | None) -> SourceReport:
+        state, message = str(entry["state"]), str(entry["message"])
+        decoded, skipped = int(entry["decoded"]), int(entry["skipped"])  # type: ignore[call-overload]
+        if live is None:
+            return SourceReport(camera, state, decoded, skipped, message)
+        if state in ("starting", "streaming"):  # the graph's end states (failed, ended...) stand
+            state, message = live.state, live.message
+        return SourceReport(
+            camera,
+            state,
+            max(decoded, live.decoded),
+            max(skipped, live.skipped),
+            message,
+            frames_dropped=live.dropped,
+            reconnects=live.reconnects,
+            fps=live.fps,
+            decode_ms=live.decode_ms,
+            frame_age_ms=live.frame_age_ms,
+            decoder=live.decoder,
+        )
+
     def report(self, camera: str | None = None) -> Report:
+        live = self._live_status(camera)
         now = time.monotonic()
         with self._lock:
             stages = [s for s in self._stages.values() if camera is None or s.camera in ("", camera)]
             stage_reports = tuple(self._stage_report(s) for s in stages)
             sources = tuple(
-                SourceReport(cam, str(e["state"]), int(e["decoded"]), int(e["skipped"]), str(e["message"]))  # type: ignore[call-overload]
+                self._source_report(cam, e, live.get(cam))
                 for cam, e in self._sources.items()
                 if camera is None or cam == camera
             )
@@ -222,11 +289,15 @@ class Health:
         dropped = sum(s.dropped for s in stage_reports)
         errors = sum(s.errors for s in stage_reports)
         failed_sources = [s for s in sources if s.state == "failed"]
+        degraded_sources = [s for s in sources if s.state in SOURCE_DEGRADED]
         fps = (len(done) - 1) / (done[-1] - done[0]) if len(done) > 1 and done[-1] > done[0] else 0.0
         if failure is not None:
             level, message = ERROR, failure
         elif failed_sources:
             level, message = ERROR, "; ".join(f"source {s.camera} failed: {s.message}" for s in failed_sources)
+        elif degraded_sources:
+            level = WARN
+            message = "; ".join(f"source {s.camera} {s.state}: {s.message}" for s in degraded_sources)
         elif recent_error:
             level = WARN
             message = "; ".join(f"{s.name}: {s.errors} errors, last: {s.last_error}" for s in recent_error)
@@ -252,7 +323,7 @@ class Health:
             frames_processed=processed,
             frames_decoded=sum(s.frames_decoded for s in sources),
             frames_skipped=sum(s.frames_skipped for s in sources),
-            frames_dropped=dropped,
+            frames_dropped=dropped + sum(s.frames_dropped for s in sources),  # queues + live sources' newest-frame slot
             errors=errors,
         )
 
