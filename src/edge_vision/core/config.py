@@ -382,6 +382,13 @@ def _ros_plain(value: Any) -> Any:
 def write_ros_parameters(sections: Mapping[str, Mapping[str, Any]], path: str | Path) -> Path:
     import yaml
 
+    class NoAliases(yaml.SafeDumper):
+        # rcl's parser refuses YAML aliases ("Will not support aliasing"): the visualizer's copy of the rules
+        # must be written out in full, not as *id001.
+        def ignore_aliases(self, data: Any) -> bool:
+            return True
+
     out = Path(path)
-    out.write_text(yaml.safe_dump(to_ros_parameters(sections), sort_keys=False), encoding="utf-8")
+    text = yaml.dump(to_ros_parameters(sections), Dumper=NoAliases, sort_keys=False)
+    out.write_text(text, encoding="utf-8")
     return out

@@ -32,18 +32,29 @@ def start_nodes(
     stages: Sequence[str] = STAGES,
     *,
     namespace: str = "",
+    remap: Mapping[str, str] | None = None,
     log_dir: str | Path | None = None,
     env: Mapping[str, str] | None = None,
 ) -> list[subprocess.Popen[bytes]]:
+    """One process per stage, each reading ``params_file``. ``remap``: ROS name remappings applied to every
+    process started here (``{"detections": "detections_lossy"}`` = ``-r detections:=detections_lossy``).
+    Logs go to ``log_dir/[namespace_]stage.log``."""
     processes = []
     for stage in stages:
         if stage not in STAGES:
             raise ValueError(f"unknown stage {stage!r}; expected one of {STAGES}")
         cmd = [sys.executable, "-m", f"edge_vision.ros.nodes.{stage}", "--ros-args", "--params-file", str(params_file)]
         if namespace:
-            cmd += ["-r", f"__ns:={namespace}"]
-        out = open(Path(log_dir) / f"{stage}.log", "wb") if log_dir else subprocess.DEVNULL  # noqa: SIM115
-        processes.append(subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=ros_environment(env)))
+            cmd += ["-r", f"__ns:=/{namespace.strip('/')}"]  # rcl takes fully qualified namespaces only
+        for source, target in (remap or {}).items():
+            cmd += ["-r", f"{source}:={target}"]
+        log_name = f"{namespace.strip('/').replace('/', '_')}_{stage}" if namespace.strip("/") else stage
+        out = open(Path(log_dir) / f"{log_name}.log", "wb") if log_dir else subprocess.DEVNULL  # noqa: SIM115
+        try:
+            processes.append(subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=ros_environment(env)))
+        finally:
+            if not isinstance(out, int):
+                out.close()  # the child holds its own copy
     return processes
 
 
