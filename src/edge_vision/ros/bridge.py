@@ -70,7 +70,9 @@ class LazyPublisher:
         for msg in self.to_msgs(packet):
             try:
                 self.publisher.publish(msg)
-            except InvalidHandle:
+            except (InvalidHandle, RuntimeError):  # RuntimeError: rclpy's RCLError, context gone mid-publish
+                if self._context.ok():
+                    raise
                 return
             self.published += 1
 
