@@ -28,10 +28,19 @@ setup(
         share("config", "*.yaml"),
         share("config", "*.xml"),
         share("config", "*.rviz"),
+        share("config", "*.json"),
         share("models"),
         share("data"),
     ],
-    install_requires=["numpy", "pyyaml", "av", "onnxruntime", "opencv-python-headless", "scipy"],
+    install_requires=[
+        "numpy", "pyyaml", "av", "onnxruntime", "opencv-python-headless", "scipy", "rosbags", "foxglove-sdk"
+    ],
+    extras_require={
+        "openvino": ["openvino>=2025.0"],
+        "quantize": ["onnx>=1.16"],
+        # TensorRT 10+ with device memory through cuda-python and GPU pre-processing through CuPy (CUDA 12 builds).
+        "tensorrt": ["tensorrt-cu12>=10", "cuda-python>=12", "cupy-cuda12x>=13", "onnx>=1.16"],
+    },
     zip_safe=False,
     entry_points={
         "console_scripts": [
@@ -46,14 +55,19 @@ setup(
         ],
         "edge_vision.sources": [
             "file = edge_vision.core.sources.file:FileSource",
+            "stream = edge_vision.core.sources.stream:StreamSource",
+            "v4l2 = edge_vision.core.sources.v4l2:V4L2Source",
         ],
         "edge_vision.backends": [
             "onnxruntime = edge_vision.core.detection.onnxruntime_backend:OnnxRuntimeBackend",
+            "openvino = edge_vision.core.detection.openvino_backend:OpenVinoBackend",
+            "tensorrt = edge_vision.core.detection.tensorrt_backend:TensorRtBackend",
         ],
         "edge_vision.model_adapters": [
             "yolox = edge_vision.core.detection.adapters:YoloxAdapter",
             "ultralytics = edge_vision.core.detection.adapters:UltralyticsAdapter",
             "end2end = edge_vision.core.detection.adapters:EndToEndAdapter",
+            "rtdetr = edge_vision.core.detection.adapters:RtDetrAdapter",
         ],
         "edge_vision.trackers": [
             "bytetrack = edge_vision.core.tracking.bytetrack:ByteTrack",

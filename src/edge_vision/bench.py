@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from edge_vision.core import config
+from edge_vision.core import assets, config
 from edge_vision.core.detections import Detections
 from edge_vision.core.packet import decoded_packets
 from edge_vision.core.runtime.build import (
@@ -162,7 +162,17 @@ def measure_separate(sections: dict[str, dict[str, Any]], frames: int) -> dict[s
     return {"fps": fps, "frames_received": len(stamps), "frames_sent": frames}
 
 
-def run_bench(sections: dict[str, dict[str, Any]], *, frames: int, json_path: str | None, separate: bool) -> int:
+def run_bench(
+    sections: dict[str, dict[str, Any]],
+    *,
+    frames: int,
+    json_path: str | None,
+    separate: bool,
+    backend_models: list[str] | None = None,
+    capture: bool = True,
+) -> int:
+    """``backend_models``: models for the backend table (None = the configured model; [] = no table).
+    ``capture``: the live-capture section (``bench_capture``: decode fps, RTSP latency, reconnect time)."""
     timings, tensors = measure_stages(sections, frames)
     # Model-only runs bracket the composed run; each figure is the better of its two, so the ratio is not
     # flattered by a quiet moment on a shared machine.
@@ -188,7 +198,7 @@ def run_bench(sections: dict[str, dict[str, Any]], *, frames: int, json_path: st
     print(f"{'total':<12} {total:8.2f}   (sequential ceiling {1000 / total:.1f} fps)")
     ratio = composed["fps"] / model_fps if model_fps else 0.0
     print("\nThroughput (same run)")
-    workers, threads = sections["detector"]["workers"], sections["detector"]["intra_op_threads"]
+    workers, threads = sections["detector"]["workers"], sections["detector"].get("intra_op_threads", 0)
     print(f"{'model only: one session, runtime defaults':<46} {model_fps:8.1f} fps")
     label = f"model only: {workers} session(s) x {threads or 'default'} thread(s)"
     print(f"{label:<46} {ceiling_fps:8.1f} fps")
@@ -213,6 +223,19 @@ def run_bench(sections: dict[str, dict[str, Any]], *, frames: int, json_path: st
         "composed_vs_model_only": ratio,
         "separate": separate_result,
     }
+    if backend_models != []:
+        from edge_vision import bench_backends
+
+        models = backend_models or [sections["detector"]["model"] or str(assets.find(assets.DEFAULT_MODEL))]
+        table = bench_backends.measure(sections, models, tensors, frames=frames)
+        result["backends"] = table
+        print("\n" + bench_backends.format_table(table))
+    if capture:
+        from edge_vision import bench_capture
+
+        capture_result = bench_capture.measure(sections)
+        result["capture"] = capture_result
+        print("\n" + bench_capture.format_table(capture_result))
     if json_path:
         Path(json_path).parent.mkdir(parents=True, exist_ok=True)
         Path(json_path).write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")

@@ -3,6 +3,9 @@
 edge-vision run [config.yaml] [--video URI] [--model PATH] [--output-dir DIR] [--max-frames N]
 edge-vision bench [config.yaml] [--frames N] [--json PATH]
 edge-vision schema        (JSON Schema of the config: sections and every installed plugin's parameters)
+edge-vision quantize MODEL --data IMAGES_OR_VIDEO [-o OUT] [--labelled DIR] [--keep-fp32 N] [--report PATH]
+edge-vision build-engine MODEL.onnx [--precision fp16|int8] [--max-batch N] [--calibration-data PATH]
+edge-vision make-bag VIDEO BAG | record BAG | replay BAG   (bags: see edge_vision.bag_cli)
 """
 
 from __future__ import annotations
@@ -46,11 +49,18 @@ def cmd_run(args: argparse.Namespace) -> int:
     out.mkdir(parents=True, exist_ok=True)
     sections["visualizer"]["video_path"] = sections["visualizer"]["video_path"] or str(out / "annotated.mp4")
     sections["events"]["output_dir"] = sections["events"]["output_dir"] or str(out)
+    if args.foxglove is not None or args.foxglove_wait is not None:
+        foxglove = {"foxglove": True} | ({"foxglove_port": args.foxglove} if (args.foxglove or 0) >= 0 else {})
+        if args.foxglove_wait is not None:
+            foxglove["foxglove_wait"] = args.foxglove_wait
+        sections["pipeline"] = config.resolve("pipeline", {**sections["pipeline"], **foxglove})
     context = Context()
     rclpy.init(args=[], context=context)
     pipeline: RosPipeline | None = None
     try:
         pipeline = RosPipeline(sections=sections, context=context)
+        if pipeline.pipeline is not None and pipeline.pipeline.view is not None:
+            print(f"foxglove: {pipeline.pipeline.view.url} (Foxglove: Open connection, WebSocket)", flush=True)
         code = pipeline.run()
         assert pipeline.pipeline is not None
         summary = pipeline.pipeline.summary
@@ -91,7 +101,56 @@ def cmd_bench(args: argparse.Namespace) -> int:
     from edge_vision.bench import run_bench
 
     sections = load_sections(args.config, args)
-    return run_bench(sections, frames=args.frames, json_path=args.json, separate=not args.no_separate)
+    models = [] if args.no_backends else (args.backend_models or None)
+    return run_bench(
+        sections,
+        frames=args.frames,
+        json_path=args.json,
+        separate=not args.no_separate,
+        backend_models=models,
+        capture=not args.no_capture,
+    )
+
+
+def cmd_quantize(args: argparse.Namespace) -> int:
+    from edge_vision.core.detection import quantize
+
+    quantize.run(
+        args.model,
+        data=args.data,
+        output=args.output,
+        frames=args.frames,
+        eval_count=args.eval_frames,
+        labelled=args.labelled,
+        labels=args.labels,
+        keep_fp32=args.keep_fp32,
+        ignore_layers=args.ignore_layers,
+        method=args.method,
+        activations=args.activations,
+        report_path=args.report,
+    )
+    return 0
+
+
+def cmd_build_engine(args: argparse.Namespace) -> int:
+    from edge_vision.core.detection.tensorrt_backend import build_engine
+
+    built = build_engine(
+        args.model,
+        precision=args.precision,
+        batch=args.batch,
+        max_batch=max(args.batch, args.max_batch),
+        input_size=args.input_size or (),
+        dla_core=args.dla_core,
+        workspace_mb=args.workspace_mb,
+        calibration_data=args.calibration_data or "",
+        calibration_frames=args.calibration_frames,
+        cache_dir=args.engine_cache or "",
+        device=args.device,
+        rebuild=args.rebuild,
+    )
+    print(f"engine: {built.path}\nkey: {built.key.as_dict()}")
+    return 0
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -106,6 +165,15 @@ def main(argv: list[str] | None = None) -> None:
     run.add_argument("--labels", help="class-name file (overrides detector.labels)")
     run.add_argument("--max-frames", type=int, help="stop after N frames")
     run.add_argument("--output-dir", default="out", help="where annotated.mp4, events.jsonl, summary.json go")
+    run.add_argument(
+        "--foxglove",
+        nargs="?",
+        type=int,
+        const=-1,
+        metavar="PORT",
+        help="serve a Foxglove WebSocket view on pipeline.foxglove_host:PORT (default 8765; 0 = any free port)",
+    )
+    run.add_argument("--foxglove-wait", type=float, metavar="S", help="wait up to S s for a Foxglove client first")
     run.set_defaults(func=cmd_run)
     bench = sub.add_parser("bench", help="latency budget per stage, composed vs model-only vs separate processes")
     bench.add_argument("config", nargs="?")
@@ -114,9 +182,45 @@ def main(argv: list[str] | None = None) -> None:
     bench.add_argument("--frames", type=int, default=400, help="frames per measurement")
     bench.add_argument("--json", default="out/bench.json", help="write results here")
     bench.add_argument("--no-separate", action="store_true", help="skip the one-process-per-stage measurement")
+    bench.add_argument("--backend-models", nargs="+", help="models of the backend table (default: detector.model)")
+    bench.add_argument("--no-backends", action="store_true", help="skip the backend table")
+    bench.add_argument(
+        "--no-capture", action="store_true", help="skip the capture section (decode fps, RTSP latency, reconnect)"
+    )
     bench.set_defaults(func=cmd_bench)
+    quant = sub.add_parser("quantize", help="INT8 static quantization for the CPU, with a latency/accuracy report")
+    quant.add_argument("model", help="FP32 (or dynamic-int8) ONNX detector")
+    quant.add_argument("--data", required=True, help="calibration images: a folder of images or a video")
+    quant.add_argument("-o", "--output", help="INT8 model path (default: MODEL.int8.onnx beside the model)")
+    quant.add_argument("--frames", type=int, default=128, help="calibration frames")
+    quant.add_argument("--eval-frames", type=int, default=100, help="frames (not calibration ones) for agreement")
+    quant.add_argument("--labelled", help="labelled folder (YOLO txt or COCO json): report mAP50 against it")
+    quant.add_argument("--labels", help="class-name file, for a model that embeds none")
+    quant.add_argument("--keep-fp32", type=int, default=0, help="keep the N most sensitive convolutions in FP32")
+    quant.add_argument("--ignore-layers", nargs="+", default=[], help="node names to keep in FP32")
+    quant.add_argument("--method", default="minmax", choices=("minmax", "entropy", "percentile"))
+    quant.add_argument("--activations", default="uint8", choices=("uint8", "int8"), help="uint8: works on OpenVINO")
+    quant.add_argument("--report", default="out/quantize.json", help="write the report (JSON) here")
+    quant.set_defaults(func=cmd_quantize)
+    engine = sub.add_parser("build-engine", help="build (or find cached) the TensorRT engine of an ONNX model")
+    engine.add_argument("model", help="ONNX model")
+    engine.add_argument("--precision", default="fp16", choices=("fp16", "fp32", "int8"))
+    engine.add_argument("--batch", type=int, default=1, help="batch the profile is optimised for")
+    engine.add_argument("--max-batch", type=int, default=1, help="largest batch of the profile")
+    engine.add_argument("--input-size", type=int, nargs="+", help="H W for a model with dynamic height/width")
+    engine.add_argument("--dla-core", type=int, default=-1, help="DLA core (Jetson); -1 = GPU")
+    engine.add_argument("--workspace-mb", type=int, default=2048)
+    engine.add_argument("--calibration-data", help="INT8: folder of images or a video")
+    engine.add_argument("--calibration-frames", type=int, default=256)
+    engine.add_argument("--engine-cache", help="engine folder (default ~/.cache/edge_vision/engines)")
+    engine.add_argument("--device", type=int, default=0, help="CUDA device")
+    engine.add_argument("--rebuild", action="store_true", help="build even when the cache has it")
+    engine.set_defaults(func=cmd_build_engine)
     schema = sub.add_parser("schema", help="print the JSON Schema of the config (sections and installed plugins)")
     schema.set_defaults(func=cmd_schema)
+    from edge_vision.bag_cli import add_commands as add_bag_commands
+
+    add_bag_commands(sub)  # make-bag, record, replay
     args = parser.parse_args(argv)
     try:
         code = args.func(args)

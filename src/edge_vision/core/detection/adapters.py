@@ -7,11 +7,24 @@ model's raw outputs into ``Detections`` in source pixels, bit-exact with its fam
 - ``ultralytics``: YOLOv5u/v8/v11-style [1, 4+C, N] (cx, cy, w, h, class scores), RGB/255, centred;
   best class, ``score > confidence`` and class-aware NMS as ``ultralytics non_max_suppression``.
 - ``end2end``: NMS-free [1, N, 6] (x1, y1, x2, y2, score, class), e.g. YOLO26/YOLOv10, RGB/255, centred.
+- ``rtdetr``: RT-DETR-style set prediction, NMS-free: two outputs ``boxes`` [1, N, 4] and ``scores``
+  [1, N, C] (Hugging Face ``pred_boxes`` / ``logits``: sigmoid applied when the values are logits), or one
+  [1, N, 4+C] (Ultralytics RT-DETR); boxes normalised cx, cy, w, h; RGB/255, resized without letterbox
+  (stretched, as both references do).
+
+Model metadata, where present, overrides the family's defaults (``use_metadata``, called by ``Detector``):
+``stride`` (the input must be a multiple of it), ``strides`` (YOLOX head strides, e.g. ``[8, 16, 32, 64]``
+for a P6 model), ``normalize`` (``true``: /255, ``false``: 0-255) and ``channels_order`` (``rgb`` / ``bgr``).
+The input size and class names come from the backend (``imgsz`` and ``names``).
+
+A frame that is a CuPy array (on the GPU) is pre-processed there with the same arithmetic
+(``device_preprocess``), so the TensorRT backend never copies a float tensor to the device.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import ast
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -20,7 +33,8 @@ import numpy as np
 from numpy.typing import NDArray
 
 from edge_vision.core.config import Param
-from edge_vision.core.detection.letterbox import PAD_VALUE, LetterboxTransform, placement, resize_for
+from edge_vision.core.detection import device_preprocess
+from edge_vision.core.detection.letterbox import PAD_VALUE, BoxTransform, Placement, placement, resize_for, stretch
 from edge_vision.core.detection.nms import nms_class_aware
 from edge_vision.core.detections import Detections
 from edge_vision.core.errors import ConfigError, ModelError
@@ -54,13 +68,36 @@ class _LetterboxAdapter:
 
     def __init__(self, input_size: tuple[int, int], thresholds: Thresholds | None = None) -> None:
         self.input_size = (int(input_size[0]), int(input_size[1]))
+        if min(self.input_size) < 1:
+            raise ModelError(f"input size {self.input_size} is not a valid (height, width): set detector.input_size")
         self.thresholds = thresholds or Thresholds()
         self._pad = np.float32(PAD_VALUE) / _255 if self.normalize else np.float32(PAD_VALUE)
 
-    def preprocess(self, image: NDArray[np.uint8]) -> tuple[NDArray[np.float32], LetterboxTransform]:
+    def use_metadata(self, metadata: Mapping[str, str]) -> None:
+        """Take ``normalize``, ``channels_order`` and ``stride`` from the model's metadata (see module doc)."""
+        normalize = metadata.get("normalize", "").strip().lower()
+        if normalize in ("true", "1", "false", "0"):
+            self.normalize = normalize in ("true", "1")
+            self._pad = np.float32(PAD_VALUE) / _255 if self.normalize else np.float32(PAD_VALUE)
+        order = metadata.get("channels_order", "").strip().lower()
+        if order in ("rgb", "bgr"):
+            self.rgb = order == "rgb"
+        stride = _literal(metadata.get("stride"))
+        if isinstance(stride, int) and stride > 0 and any(side % stride for side in self.input_size):
+            raise ModelError(f"input size {self.input_size} is not a multiple of the model's stride {stride}")
+
+    def placement(self, image_height: int, image_width: int) -> Placement:
+        return placement(image_height, image_width, self.input_size, self.center)
+
+    def preprocess(self, image: NDArray[np.uint8]) -> tuple[NDArray[np.float32], BoxTransform]:
         if image.ndim != 3 or image.shape[2] != 3:
             raise ValueError(f"expected an HxWx3 bgr8 image, got shape {image.shape}")
-        place = placement(image.shape[0], image.shape[1], self.input_size, self.center)
+        place = self.placement(image.shape[0], image.shape[1])
+        if not isinstance(image, np.ndarray):  # a device (CuPy) frame: build the tensor where it lies
+            tensor = device_preprocess.letterbox_tensor(
+                image, place, self.input_size, rgb=self.rgb, normalize=self.normalize
+            )
+            return tensor, place.transform
         resized = resize_for(image, place)
         top, left = place.top, place.left
         bottom, right = top + place.height, left + place.width
@@ -86,7 +123,7 @@ class _LetterboxAdapter:
         xyxy: NDArray[np.float32],
         scores: NDArray[np.float32],
         class_ids: NDArray[np.int32],
-        transform: LetterboxTransform,
+        transform: BoxTransform,
         *,
         nms: bool,
     ) -> Detections:
@@ -117,6 +154,16 @@ class YoloxAdapter(_LetterboxAdapter):
 
     def __init__(self, input_size: tuple[int, int], thresholds: Thresholds | None = None) -> None:
         super().__init__(input_size, thresholds)
+        self._build_grid()
+
+    def use_metadata(self, metadata: Mapping[str, str]) -> None:
+        super().use_metadata(metadata)
+        strides = _literal(metadata.get("strides"))
+        if isinstance(strides, (list, tuple)) and strides and all(isinstance(s, int) and s > 0 for s in strides):
+            self.strides = tuple(strides)
+            self._build_grid()
+
+    def _build_grid(self) -> None:
         # Grid offsets and strides are constant for a given input size: build them once.
         grids, strides = [], []
         h, w = self.input_size
@@ -127,7 +174,7 @@ class YoloxAdapter(_LetterboxAdapter):
         self._grid = np.concatenate(grids).astype(np.float32)
         self._stride = np.concatenate(strides).astype(np.float32)
 
-    def postprocess(self, outputs: Sequence[NDArray[np.float32]], transform: LetterboxTransform) -> Detections:
+    def postprocess(self, outputs: Sequence[NDArray[np.float32]], transform: BoxTransform) -> Detections:
         raw = self._single_output(outputs, 3, "[1, anchors, 5+classes] YOLOX")
         if raw.shape[0] != len(self._grid) or raw.shape[1] < 6:
             raise ModelError(
@@ -150,7 +197,7 @@ class YoloxAdapter(_LetterboxAdapter):
 class UltralyticsAdapter(_LetterboxAdapter):
     PARAMS: ClassVar[tuple[Param, ...]] = ()
 
-    def postprocess(self, outputs: Sequence[NDArray[np.float32]], transform: LetterboxTransform) -> Detections:
+    def postprocess(self, outputs: Sequence[NDArray[np.float32]], transform: BoxTransform) -> Detections:
         raw = self._single_output(outputs, 3, "[1, 4+classes, anchors] Ultralytics")
         if raw.shape[0] < 5:
             raise ModelError(f"Ultralytics output needs >= 5 rows (4 box + classes), got {raw.shape[0]}")
@@ -166,30 +213,94 @@ class UltralyticsAdapter(_LetterboxAdapter):
 class EndToEndAdapter(_LetterboxAdapter):
     PARAMS: ClassVar[tuple[Param, ...]] = ()
 
-    def postprocess(self, outputs: Sequence[NDArray[np.float32]], transform: LetterboxTransform) -> Detections:
+    def postprocess(self, outputs: Sequence[NDArray[np.float32]], transform: BoxTransform) -> Detections:
         raw = self._single_output(outputs, 3, "[1, N, 6] end-to-end")
         if raw.shape[1] != 6:
             raise ModelError(f"end-to-end output must be [1, N, 6] (x1 y1 x2 y2 score class), got {raw.shape}")
         return self._finish(raw[:, :4], raw[:, 4], raw[:, 5].astype(np.int32), transform, nms=False)
 
 
+class RtDetrAdapter(_LetterboxAdapter):
+    """RT-DETR-style outputs (see module doc). The image is stretched to the input size (Ultralytics'
+    ``LetterBox(scale_fill=True)``, the Hugging Face image processor's resize), so the padding never appears."""
+
+    PARAMS: ClassVar[tuple[Param, ...]] = ()
+
+    def placement(self, image_height: int, image_width: int) -> Placement:
+        return stretch(image_height, image_width, self.input_size)
+
+    def postprocess(self, outputs: Sequence[NDArray[np.float32]], transform: BoxTransform) -> Detections:
+        boxes, scores = self._split(outputs)
+        if scores.size and (float(scores.min()) < 0.0 or float(scores.max()) > 1.0):
+            scores = (1.0 / (1.0 + np.exp(-scores))).astype(
+                np.float32
+            )  # logits (Hugging Face export): sigmoid, as its post-processor
+        class_ids = scores.argmax(axis=1).astype(np.int32)
+        best = scores[np.arange(len(scores)), class_ids].astype(np.float32)
+        h, w = self.input_size
+        cxcywh = boxes.astype(np.float32) * np.array([w, h, w, h], np.float32)
+        xyxy = np.concatenate([cxcywh[:, :2] - cxcywh[:, 2:] / 2, cxcywh[:, :2] + cxcywh[:, 2:] / 2], axis=1)
+        return self._finish(xyxy, best, class_ids, transform, nms=False)
+
+    @staticmethod
+    def _split(outputs: Sequence[NDArray[np.float32]]) -> tuple[NDArray[np.float32], NDArray[np.float32]]:
+        shapes = [tuple(o.shape) for o in outputs]
+        if len(outputs) >= 2 and all(o.ndim == 3 and o.shape[0] == 1 for o in outputs[:2]):
+            first, second = outputs[0][0], outputs[1][0]
+            if first.shape[0] == second.shape[0]:
+                if first.shape[1] == 4 and second.shape[1] >= 1:
+                    return first, second
+                if second.shape[1] == 4 and first.shape[1] >= 1:
+                    return second, first
+        elif len(outputs) == 1 and outputs[0].ndim == 3 and outputs[0].shape[0] == 1 and outputs[0].shape[2] > 4:
+            return outputs[0][0][:, :4], outputs[0][0][:, 4:]
+        raise ModelError(
+            f"RT-DETR-style model needs outputs boxes [1, N, 4] + scores [1, N, C], or one [1, N, 4+C]; got {shapes}"
+        )
+
+
 ADAPTERS: dict[str, type[_LetterboxAdapter]] = {
     "yolox": YoloxAdapter,
     "ultralytics": UltralyticsAdapter,
     "end2end": EndToEndAdapter,
+    "rtdetr": RtDetrAdapter,
 }
 
 
-def guess_adapter(output_shape: Sequence[int | str | None], metadata: dict[str, str]) -> str:
-    """Pick the adapter from the model's output layout (and Ultralytics metadata where present)."""
+def _literal(value: str | None) -> object:
+    if not value:
+        return None
+    try:
+        return ast.literal_eval(value)
+    except (ValueError, SyntaxError):
+        return None
+
+
+def guess_adapter(
+    output_shape: Sequence[int | str | None],
+    metadata: Mapping[str, str],
+    *,
+    outputs: Sequence[Sequence[int | str | None]] = (),
+) -> str:
+    """Pick the adapter from the model's output layout (and Ultralytics metadata where present); ``outputs``
+    are all the output shapes when there are several."""
     if metadata.get("end2end", "").lower() == "true":
         return "end2end"
+    if "rt-detr" in metadata.get("description", "").lower():
+        return "rtdetr"
+    if len(outputs) >= 2 and all(len(s) == 3 for s in outputs[:2]) and 4 in (outputs[0][2], outputs[1][2]):
+        return "rtdetr"
     if len(output_shape) == 3:
         second, third = output_shape[1], output_shape[2]
         if third == 6:
             return "end2end"
         if isinstance(second, int) and isinstance(third, int):
             return "ultralytics" if second < third else "yolox"
+        # A dynamic-size export: the anchor dimension is the symbolic one, the per-anchor values are fixed.
+        if isinstance(second, int) and second > 4 and not isinstance(third, int):
+            return "ultralytics"
+        if isinstance(third, int) and third > 5 and not isinstance(second, int):
+            return "yolox"
     raise ModelError(
         f"cannot tell the model family from output shape {list(output_shape)}; set detector.adapter to one of "
         f"{sorted(ADAPTERS)}"

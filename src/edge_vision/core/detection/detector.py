@@ -68,6 +68,8 @@ class Detector:
         self.adapter = adapter
         self.labels = list(labels)
         self.timings = DetectorTimings()
+        upload = getattr(backend, "upload", None)
+        self._upload = upload if callable(upload) else None
         self._class_filter = self._filter(classes)
 
     def _filter(self, classes: Sequence[str] | None) -> NDArray[np.int32] | None:
@@ -105,12 +107,19 @@ class Detector:
         engine = plugins.build("backends", backend, backend_params or {}, where="detector", model_path=model)
         check_plugin(engine, InferenceBackend, "backends", backend)
         if adapter == "auto":
-            adapter = guess_adapter(engine.output_shapes[0], dict(engine.metadata))
+            adapter = guess_adapter(engine.output_shapes[0], dict(engine.metadata), outputs=engine.output_shapes)
         thresholds = Thresholds(confidence=confidence, iou=iou, max_detections=max_detections)
         model_adapter = plugins.build(
             "model_adapters", adapter, {}, where="detector", input_size=engine.input_size, thresholds=thresholds
         )
         check_plugin(model_adapter, ModelAdapter, "model_adapters", adapter)
+        # Optional, outside the protocol: an adapter that reads stride / normalisation from the model metadata.
+        use_metadata = getattr(model_adapter, "use_metadata", None)
+        if callable(use_metadata):
+            try:
+                use_metadata(dict(engine.metadata))
+            except ModelError as exc:
+                raise ModelError(f"model {model}: {exc}") from exc
         names = load_labels(labels) if labels else engine.class_names()
         if names is None:
             raise ConfigError(f"model {model} embeds no class names: set detector.labels to a labels file")
@@ -120,7 +129,7 @@ class Detector:
 
     def _check_output(self, model: Path) -> None:
         """Run once on a blank image so a model that does not fit its adapter fails at start-up, not mid-stream."""
-        h, w = self.backend.input_shape[2], self.backend.input_shape[3]
+        h, w = self.backend.input_size
         try:
             detections = self.detect(np.zeros((h, w, 3), np.uint8))
         except ModelError as exc:
@@ -130,6 +139,8 @@ class Detector:
 
     def detect(self, image: NDArray[np.uint8]) -> Detections:
         t0 = time.perf_counter()
+        if self._upload is not None:  # a GPU backend: pre-process on the device, copying only the uint8 frame
+            image = self._upload(image)
         tensor, transform = self.adapter.preprocess(image)
         t1 = time.perf_counter()
         outputs = self.backend.infer(tensor)

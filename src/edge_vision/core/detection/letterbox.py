@@ -41,6 +41,24 @@ class LetterboxTransform:
 
 
 @dataclass(frozen=True, slots=True)
+class StretchTransform:
+    """A plain resize to the input size (no letterbox, RT-DETR): ``source = model / (scale_x, scale_y)``."""
+
+    scale_x: float
+    scale_y: float
+    source_width: int
+    source_height: int
+
+    def to_source(self, xyxy: NDArray[np.float32]) -> NDArray[np.float32]:
+        scale = np.array([self.scale_x, self.scale_y] * 2, np.float32)
+        limit = np.array([self.source_width, self.source_height] * 2, np.float32)
+        return np.clip(np.asarray(xyxy, np.float32) / scale, 0, limit).astype(np.float32, copy=False)
+
+
+BoxTransform = LetterboxTransform | StretchTransform
+
+
+@dataclass(frozen=True, slots=True)
 class Placement:
     """Where the resized source lies in the model input: ``width`` x ``height`` at (``left``, ``top``)."""
 
@@ -48,7 +66,13 @@ class Placement:
     height: int
     left: int
     top: int
-    transform: LetterboxTransform
+    transform: BoxTransform
+
+
+def stretch(source_height: int, source_width: int, size: tuple[int, int]) -> Placement:
+    """The whole input, aspect ratio not kept (RT-DETR's references resize this way)."""
+    h, w = size
+    return Placement(w, h, 0, 0, StretchTransform(w / source_width, h / source_height, source_width, source_height))
 
 
 @lru_cache(maxsize=16)
@@ -84,7 +108,7 @@ def letterbox(
     *,
     center: bool = True,
     pad_value: int = PAD_VALUE,
-) -> tuple[NDArray[np.uint8], LetterboxTransform]:
+) -> tuple[NDArray[np.uint8], BoxTransform]:
     """Resize ``image`` (HxWxC) into a ``size`` = (height, width) canvas without distortion.
 
     ``center=False`` places it at the top-left as YOLOX does, ``center=True`` centres it as Ultralytics does
