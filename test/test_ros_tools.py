@@ -122,8 +122,8 @@ def test_nodes_launch_runs_one_process_per_stage(tmp_path: Path) -> None:
         annotated = echo_once("/image_annotated", "sensor_msgs/msg/Image")
         for process in (tracks, events, annotated):
             finish(process)
-        nodes = ros2("node", "list", "--no-daemon").stdout.split()
-    assert {"/camera", "/detector", "/tracker", "/events", "/visualizer"} <= set(nodes)
+        for name in ("/camera", "/detector", "/tracker", "/events", "/visualizer"):
+            wait_for_node(name)
 
 
 def test_cameras_launch_starts_two_cameras_from_one_list(tmp_path: Path) -> None:

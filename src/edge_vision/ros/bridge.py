@@ -17,7 +17,7 @@ from typing import Any
 from rclpy.exceptions import InvalidHandle
 from rclpy.node import Node
 from rclpy.qos import QoSProfile
-from sensor_msgs.msg import CompressedImage, Image
+from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 from std_msgs.msg import Header
 from vision_msgs.msg import Detection2DArray
 
@@ -38,6 +38,17 @@ from edge_vision.ros.conversions import (
 
 def header(meta: FrameMeta) -> Header:
     return Header(stamp=ns_to_stamp(meta.stamp_ns), frame_id=meta.camera_id)
+
+
+def camera_info_msg(calibration: Any, header: Header) -> CameraInfo:
+    """``sensor_msgs/CameraInfo`` from a source's calibration (``core.sources.calibration.CameraInfo``)."""
+    msg = CameraInfo(header=header, width=calibration.width, height=calibration.height)
+    msg.distortion_model = calibration.distortion_model
+    msg.d = [float(v) for v in calibration.d]
+    msg.k = [float(v) for v in calibration.k]
+    msg.r = [float(v) for v in calibration.r]
+    msg.p = [float(v) for v in calibration.p]
+    return msg
 
 
 def topic(camera: str, name: str) -> str:

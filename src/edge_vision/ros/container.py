@@ -28,7 +28,7 @@ from rclpy.context import Context
 from rclpy.duration import Duration
 from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
-from sensor_msgs.msg import CompressedImage, Image
+from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 from std_msgs.msg import Header
 from vision_msgs.msg import Detection2DArray, LabelInfo
 
@@ -316,6 +316,14 @@ class RosPipeline:
                 pipeline.graph.tap("detect", functools.partial(self._camera_output, pipeline, camera, publisher))
             else:
                 pipeline.graph.tap(stage_name(camera, stage), publisher)
+        for camera, parts in pipeline.cameras.items():
+            # Calibration, where a source has one configured (live sources: camera.calibration_file or inline
+            # K/D), as sensor_msgs/CameraInfo beside each image, with the image's header.
+            calibration = getattr(parts.source, "camera_info", None)
+            if calibration is not None:
+                node = self._node("source")
+                info = node.create_publisher(CameraInfo, bridge.topic(camera, "camera_info"), node.qos())
+                pipeline.graph.tap(stage_name(camera, "source"), functools.partial(self._camera_info, parts, info))
         if "detect" in self.stages:
             node = self._node("detect")
             publisher = self.label_info_publisher = node.create_publisher(LabelInfo, "label_info", LATCHED)
@@ -330,6 +338,14 @@ class RosPipeline:
             self._start()  # fed from topics: runs until shut down
         for camera, stage, msg in pending:
             self._on_detections(camera, stage, msg)
+
+    def _camera_info(self, parts: Any, publisher: Any, packet: FramePacket) -> None:
+        if not self.context.ok() or not publisher.get_subscription_count():
+            return
+        calibration = parts.source.camera_info
+        if calibration is None:
+            return
+        publisher.publish(bridge.camera_info_msg(calibration, bridge.header(packet.meta)))
 
     @staticmethod
     def _camera_output(pipeline: Pipeline, camera: str, publisher: bridge.LazyPublisher, packet: FramePacket) -> None:
