@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import sys
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,6 +19,9 @@ os.environ.setdefault("ROS_DOMAIN_ID", str(20 + os.getpid() % 200))
 os.environ.setdefault("RMW_IMPLEMENTATION", "rmw_fastrtps_cpp")
 
 REPO = Path(__file__).resolve().parents[1]
+# Tests run in a scratch folder: whatever a pipeline writes to relative paths (the bundled config's events.jsonl,
+# out/) lands there, never in the checkout. Every path into the repository below is absolute.
+os.chdir(tempfile.mkdtemp(prefix="edge_vision_tests_"))
 os.environ.setdefault("FASTDDS_DEFAULT_PROFILES_FILE", str(REPO / "config" / "fastdds_shm.xml"))
 SHARED = REPO.parent / "shared" / "assets"
 VIDEO = REPO / "data" / "vtest.avi"
