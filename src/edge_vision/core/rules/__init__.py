@@ -21,7 +21,7 @@ from edge_vision.core.detections import Detections
 from edge_vision.core.errors import ConfigError
 from edge_vision.core.events import Event
 from edge_vision.core.frame import Frame, FrameMeta
-from edge_vision.core.rules.geometry import ANCHORS, Points, anchor_points
+from edge_vision.core.rules.geometry import ANCHORS, Points, anchor_points, polygon_area
 
 if TYPE_CHECKING:
     from edge_vision.core.rules.line import LineCrossingRule
@@ -35,6 +35,7 @@ __all__ = [
     "Meta",
     "PolygonZoneRule",
     "TrackRule",
+    "as_polygon",
     "as_vertices",
     "check_in_frame",
     "class_name",
@@ -106,6 +107,14 @@ def as_vertices(rule: str, key: str, value: Any, minimum: int) -> Points:
     if len(points) < minimum:
         raise ConfigError(f"{what} needs >= {minimum} [x, y] points, got {len(points)}: {value!r}")
     return points
+
+
+def as_polygon(rule: str, key: str, value: Any) -> Points:
+    """``as_vertices`` for an area: >= 3 points enclosing a non-zero area (ConfigError naming ``rule``)."""
+    polygon = as_vertices(rule, key, value, 3)
+    if polygon_area(polygon) <= 0.0:
+        raise ConfigError(f"rule {rule!r}: {key} has zero area (collinear points?): {polygon.tolist()}")
+    return polygon
 
 
 def check_in_frame(rule: str, geometry: Mapping[str, Points], width: int, height: int) -> None:

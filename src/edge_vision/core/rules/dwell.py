@@ -16,7 +16,6 @@ from numpy.typing import NDArray
 from edge_vision.core.annotate import check_image, draw_polygon
 from edge_vision.core.config import Param
 from edge_vision.core.detections import Detections
-from edge_vision.core.errors import ConfigError
 from edge_vision.core.events import Event
 from edge_vision.core.rules import (
     ANCHOR_PARAM,
@@ -24,11 +23,11 @@ from edge_vision.core.rules import (
     FORGET_PARAM,
     Meta,
     TrackRule,
-    as_vertices,
+    as_polygon,
     check_float,
     check_in_frame,
 )
-from edge_vision.core.rules.geometry import points_in_polygon, polygon_area
+from edge_vision.core.rules.geometry import points_in_polygon
 
 __all__ = ["DWELL", "DwellRule"]
 
@@ -86,9 +85,7 @@ class DwellRule(TrackRule):
         repeat_s: float = 0.0,
     ) -> None:
         super().__init__(name, labels, classes, anchor, forget_after_s)
-        self.polygon = as_vertices(name, "polygon", polygon, 3)
-        if polygon_area(self.polygon) <= 0.0:
-            raise ConfigError(f"rule {name!r}: polygon has zero area (collinear points?): {self.polygon.tolist()}")
+        self.polygon = as_polygon(name, "polygon", polygon)
         self.min_seconds = check_float(name, "min_seconds", min_seconds, 0.0, strict=True)
         self.repeat_s = check_float(name, "repeat_s", repeat_s, 0.0)
         # Whole ns: comparisons of stamp differences are exact.

@@ -20,11 +20,11 @@ from edge_vision.core.rules import (
     FORGET_PARAM,
     Meta,
     TrackRule,
-    as_vertices,
+    as_polygon,
     check_in_frame,
     check_int,
 )
-from edge_vision.core.rules.geometry import points_in_polygon, polygon_area
+from edge_vision.core.rules.geometry import points_in_polygon
 
 __all__ = ["ZONE_ENTER", "ZONE_EXIT", "PolygonZoneRule"]
 
@@ -83,9 +83,7 @@ class PolygonZoneRule(TrackRule):
         exit_on_lost: bool = False,
     ) -> None:
         super().__init__(name, labels, classes, anchor, forget_after_s)
-        self.polygon = as_vertices(name, "polygon", polygon, 3)
-        if polygon_area(self.polygon) <= 0.0:
-            raise ConfigError(f"rule {name!r}: polygon has zero area (collinear points?): {self.polygon.tolist()}")
+        self.polygon = as_polygon(name, "polygon", polygon)
         self.min_frames = check_int(name, "min_frames", min_frames, 1)
         if not isinstance(exit_on_lost, (bool, np.bool_)):
             raise ConfigError(f"rule {name!r}: exit_on_lost must be true or false, got {exit_on_lost!r}")
