@@ -114,6 +114,7 @@ class RosPipeline:
             self.started = False
             self.finished = threading.Event()  # shutdown transition, or a pipeline that has nothing left to do
             self._labels: list[str] | None = None
+            self.configured = False
             self._make_outputs()
             self._make_inputs()
             self._make_health_timer(pipeline_values["stats_period"])
@@ -231,8 +232,6 @@ class RosPipeline:
         self.sections[section] = values
 
     # -- lifecycle -----------------------------------------------------------------------------------------
-
-    configured = False
 
     def _configure(self) -> None:
         """Load the model and open the sources (or, fed from topics, wait for label_info to do so)."""
@@ -539,8 +538,7 @@ def _ignore_interrupts() -> None:
 def failure_line(pipeline: RosPipeline) -> str | None:
     if pipeline.pipeline is not None and pipeline.pipeline.fatal is not None:
         return str(pipeline.pipeline.fatal)
-    reasons = ([pipeline.health.failure] if pipeline.health.failure else []) + pipeline.health.source_failed()
-    return "; ".join(reasons) or None
+    return pipeline.health.problems() or None
 
 
 def main_for(stages: Collection[str] | None, args: list[str] | None = None) -> int:

@@ -599,8 +599,7 @@ class Pipeline:
         return not self.health.failed and not self.health.source_failed()
 
     def failure(self) -> str:
-        reasons = ([self.health.failure] if self.health.failure else []) + self.health.source_failed()
-        return "; ".join(reasons)
+        return self.health.problems()
 
 
 def build_pipeline(sections: Mapping[str, Mapping[str, Any]], **kwargs: Any) -> Pipeline:

@@ -226,6 +226,11 @@ class Health:
     def failed(self) -> bool:
         return self.failure is not None
 
+    def problems(self) -> str:
+        """Why the run failed, one line: the stage that exhausted its error budget and every failed source
+        ("" when nothing failed)."""
+        return "; ".join(([self.failure] if self.failure else []) + self.source_failed())
+
     def source_failed(self, camera: str | None = None) -> list[str]:
         with self._lock:
             return [
