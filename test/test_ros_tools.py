@@ -160,7 +160,13 @@ def wait_for_node(name: str, timeout: float = 30.0) -> None:
 
 
 def lifecycle(*args: str) -> str:
-    result = ros2("lifecycle", *args)
+    """`ros2 lifecycle ...` without the daemon, whose graph cache can lag behind `node list`; a node not yet
+    discovered by this fresh CLI participant is asked again (discovery, not a state change)."""
+    deadline = time.monotonic() + 15
+    while True:
+        result = ros2("lifecycle", *args, "--no-daemon", "--spin-time", "2")
+        if result.returncode == 0 or "Node not found" not in result.stderr or time.monotonic() > deadline:
+            break
     assert result.returncode == 0, result.stderr
     return result.stdout.strip()
 
