@@ -23,7 +23,7 @@ from edge_vision.core.detections import Detections
 from edge_vision.core.errors import EdgeVisionError
 from edge_vision.core.events import Event
 from edge_vision.core.frame import Frame
-from edge_vision.core.runtime.health import Report
+from edge_vision.core.runtime.health import LEVEL_NAMES, Report
 from edge_vision_msgs.msg import Event as EventMsg
 from edge_vision_msgs.msg import PipelineStats, StageLatency
 
@@ -268,6 +268,9 @@ def report_to_status(report: Report, name: str, hardware_id: str) -> DiagnosticS
             values[f"{prefix}_reconnects"] = str(source.reconnects)
             values[f"{prefix}_frame_age_ms"] = f"{source.frame_age_ms:.0f}"
             values[f"{prefix}_decoder"] = source.decoder
+    for condition in report.conditions:
+        prefix = f"{condition.name}_{condition.camera}" if condition.camera else condition.name
+        values[prefix] = f"{LEVEL_NAMES[condition.level]}: {condition.message}"
     for stage in report.stages:
         values[f"{stage.name}_p50_ms"] = f"{stage.p50_ms:.2f}"
         values[f"{stage.name}_p99_ms"] = f"{stage.p99_ms:.2f}"

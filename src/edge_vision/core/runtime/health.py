@@ -7,6 +7,11 @@ drops. Per source: frames decoded/skipped and state; a live source (one with ``s
 (WARN while not streaming), with its fps, decode time, drops, reconnects and frame age. An error budget turns
 a stage that keeps failing into ``failed``: ERROR on diagnostics, the graph stops, and the process exits
 non-zero.
+
+Conditions (``condition``) are what the operations side knows: a full disk, a hot device, a memory ceiling, a
+stage stuck past the watchdog's deadline, the lag guard shedding frames. Each is named, has a level and a
+message, and holds the report at its level until it is cleared (set to OK); a guard that acts says so here,
+while it acts, so ``/diagnostics`` shows it when it happens.
 """
 
 from __future__ import annotations
@@ -91,6 +96,17 @@ class SourceReport:
 
 
 @dataclass(frozen=True, slots=True)
+class Condition:
+    """A named, current state of the process or one camera (``camera`` "" = the whole process)."""
+
+    name: str  # e.g. "storage", "thermal", "memory", "lag", "watchdog"
+    level: int
+    message: str
+    camera: str = ""
+    since: float = 0.0  # time.monotonic() when it took this level
+
+
+@dataclass(frozen=True, slots=True)
 class Report:
     """A consistent snapshot for one camera (its stages plus the shared ones), or for all (camera None)."""
 
@@ -107,6 +123,7 @@ class Report:
     frames_skipped: int
     frames_dropped: int
     errors: int
+    conditions: tuple[Condition, ...] = ()
 
 
 def _fps(done: deque[float]) -> float:
@@ -132,6 +149,7 @@ class Health:
         self._processed: dict[str, int] = {}
         self.failure: str | None = None
         self._on_failure: list[Callable[[str], None]] = []
+        self._conditions: dict[tuple[str, str], Condition] = {}
 
     # -- writers -------------------------------------------------------------------------------------------
 
@@ -184,6 +202,21 @@ class Health:
                 self.failure = reason
         if first:
             self._notify_failure()
+
+    def condition(self, name: str, level: int, message: str = "", camera: str = "") -> None:
+        """Set condition ``name`` (of ``camera``, "" = process-wide) to ``level``; OK clears it."""
+        key = (name, camera)
+        with self._lock:
+            if level == OK:
+                self._conditions.pop(key, None)
+                return
+            previous = self._conditions.get(key)
+            since = previous.since if previous is not None and previous.level == level else time.monotonic()
+            self._conditions[key] = Condition(name, level, message, camera, since)
+
+    def conditions(self, camera: str | None = None) -> tuple[Condition, ...]:
+        with self._lock:
+            return tuple(c for c in self._conditions.values() if camera is None or c.camera in ("", camera))
 
     def on_failure(self, callback: Callable[[str], None]) -> None:
         self._on_failure.append(callback)
@@ -291,15 +324,22 @@ class Health:
             recent_drop = any(now - s.last_drop_at < self.warn_hold_s for s in stages if s.dropped)
             recent_error = [s for s in stages if s.errors and now - s.last_error_at < self.warn_hold_s]
             failure = self.failure
+            conditions = tuple(c for c in self._conditions.values() if camera is None or c.camera in ("", camera))
         dropped = sum(s.dropped for s in stage_reports)
         errors = sum(s.errors for s in stage_reports)
         failed_sources = [s for s in sources if s.state == "failed"]
         degraded_sources = [s for s in sources if s.state in SOURCE_DEGRADED]
         fps = (len(done) - 1) / (done[-1] - done[0]) if len(done) > 1 and done[-1] > done[0] else 0.0
+        worst = max((c.level for c in conditions), default=OK)
+        noted = "; ".join(f"{c.name}: {c.message}" for c in conditions if c.level == worst)
         if failure is not None:
             level, message = ERROR, failure
+        elif worst == ERROR:
+            level, message = ERROR, noted
         elif failed_sources:
             level, message = ERROR, "; ".join(f"source {s.camera} failed: {s.message}" for s in failed_sources)
+        elif worst == WARN:
+            level, message = WARN, noted
         elif degraded_sources:
             level = WARN
             message = "; ".join(f"source {s.camera} {s.state}: {s.message}" for s in degraded_sources)
@@ -330,6 +370,7 @@ class Health:
             frames_skipped=sum(s.frames_skipped for s in sources),
             frames_dropped=dropped + sum(s.frames_dropped for s in sources),  # queues + live sources' newest-frame slot
             errors=errors,
+            conditions=conditions,
         )
 
     @staticmethod
