@@ -123,6 +123,7 @@ def test_event_fields() -> None:
     assert ev.Event.get_fields_and_field_types() == {
         "header": "std_msgs/Header",
         "camera_id": "string",
+        "device_id": "string",
         "kind": "string",
         "rule": "string",
         "direction": "string",
@@ -152,6 +153,7 @@ def test_pipeline_stats_fields() -> None:
     assert ev.PipelineStats.get_fields_and_field_types() == {
         "header": "std_msgs/Header",
         "camera_id": "string",
+        "device_id": "string",
         "level": "octet",
         "message": "string",
         "stages": "sequence<edge_vision_msgs/StageLatency>",

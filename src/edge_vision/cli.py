@@ -66,6 +66,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         summary = pipeline.pipeline.summary
         result = summary.to_dict()
         result["ok"] = code == 0
+        result["device_id"] = pipeline.device_id
         result["health"] = pipeline.health.report().message
         # One video per camera (annotated_<camera>.mp4 with several): name the files actually written.
         videos = [

@@ -155,6 +155,7 @@ SCHEMA: dict[str, dict[str, Param]] = {
     ),
     "pipeline": _params(
         Param("cameras", [""], "camera names (topic namespaces); empty = one camera at the node's namespace"),
+        Param("device_id", "", "this device's identity in every event, metric and diagnostic (empty = host name)"),
         Param("queue_size", 4, "frames buffered in front of each threaded stage", min=1, max=1000),
         Param(
             "policy",
@@ -173,6 +174,13 @@ SCHEMA: dict[str, dict[str, Param]] = {
         Param("foxglove_wait", 0.0, "seconds to wait for a Foxglove client before the first frame", min=0.0),
     ),
 }
+
+
+def device_id(sections: Mapping[str, Mapping[str, Any]]) -> str:
+    """``pipeline.device_id``, or the host name when it is empty (fleet tooling tells devices apart by it)."""
+    import socket
+
+    return str(sections["pipeline"].get("device_id") or socket.gethostname())
 
 
 def clean_list(value: ParamValue) -> ParamValue:

@@ -13,6 +13,7 @@ class Event:
     kind: ``line_cross``, ``zone_enter``, ``zone_exit`` (plugins may add more).
     direction: for line crossings, ``in`` or ``out`` (relative to the line's declared direction); else "".
     xyxy: the box of the track at the moment of the event, in source pixels.
+    device_id: which device of a fleet saw it; rules leave it empty, the pipeline fills it in.
     """
 
     kind: str
@@ -26,6 +27,7 @@ class Event:
     score: float
     xyxy: tuple[float, float, float, float]
     direction: str = ""
+    device_id: str = ""  # pipeline.device_id (else the host name), stamped by the pipeline's event stage
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -105,6 +105,7 @@ class RosPipeline:
             cameras = config.camera_sections(self.sections)
             self.camera_names = list(cameras)
             self.camera_ids = {name: camera["camera_id"] for name, camera in cameras.items()}
+            self.device_id = config.device_id(self.sections)
             self.health = Health(error_budget=pipeline_values["error_budget"])
             owner = next(iter(self.nodes.values()))
             assert isinstance(owner, ManagedSectionNode)
@@ -421,12 +422,13 @@ class RosPipeline:
         for camera in self.camera_names:
             report = self.health.report(camera if len(self.camera_names) > 1 else None)
             camera_id = self.camera_ids[camera]
-            self.stats_publishers[camera].publish(stats_to_msg(report, camera_id, stamp))
+            self.stats_publishers[camera].publish(stats_to_msg(report, camera_id, stamp, self.device_id))
             statuses.append(
                 report_to_status(
                     report,
                     f"edge_vision: {self.owner.get_fully_qualified_name()}" + (f" {camera}" if camera else ""),
                     camera_id,
+                    self.device_id,
                 )
             )
         self.diagnostics_publisher.publish(DiagnosticArray(header=Header(stamp=stamp), status=statuses))

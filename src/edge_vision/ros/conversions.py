@@ -197,6 +197,7 @@ def event_to_msg(event: Event) -> EventMsg:
     msg = EventMsg()
     msg.header = Header(stamp=ns_to_stamp(event.stamp_ns), frame_id=event.camera_id)
     msg.camera_id = event.camera_id
+    msg.device_id = event.device_id
     msg.kind = event.kind
     msg.rule = event.rule
     msg.direction = event.direction
@@ -209,10 +210,11 @@ def event_to_msg(event: Event) -> EventMsg:
     return msg
 
 
-def stats_to_msg(report: Report, camera_id: str, stamp: Time) -> PipelineStats:
+def stats_to_msg(report: Report, camera_id: str, stamp: Time, device_id: str = "") -> PipelineStats:
     msg = PipelineStats()
     msg.header = Header(stamp=stamp, frame_id=camera_id)
     msg.camera_id = camera_id
+    msg.device_id = device_id
     msg.level = bytes([report.level])
     msg.message = report.message
     msg.stages = [
@@ -242,12 +244,13 @@ def stats_to_msg(report: Report, camera_id: str, stamp: Time) -> PipelineStats:
     return msg
 
 
-def report_to_status(report: Report, name: str, hardware_id: str) -> DiagnosticStatus:
+def report_to_status(report: Report, name: str, hardware_id: str, device_id: str = "") -> DiagnosticStatus:
     """The same figures as a DiagnosticStatus (rqt_robot_monitor, fleet health tooling): OK, WARN while frames
     are dropped or a stage fails now and then, ERROR once a stage exhausted its error budget or a source failed."""
     status = DiagnosticStatus(name=name, hardware_id=hardware_id, message=report.message)
     status.level = bytes([report.level])
     values = {
+        **({"device_id": device_id} if device_id else {}),
         "fps": f"{report.fps:.2f}",
         "pipeline_latency_ms": f"{report.latency_ms:.2f}",
         "pipeline_latency_p99_ms": f"{report.latency_p99_ms:.2f}",

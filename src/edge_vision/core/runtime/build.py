@@ -13,6 +13,7 @@ Per camera ``c`` (stage names ``c/source``, ``c/track``...; a single unnamed cam
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import itertools
 import logging
@@ -196,8 +197,11 @@ class TrackStage:
 class EventStage:
     """Rules in order; geometry is checked against the first frame whose size is known."""
 
-    def __init__(self, rules: Sequence[Rule], on_config_error: Callable[[EdgeVisionError], None]) -> None:
+    def __init__(
+        self, rules: Sequence[Rule], on_config_error: Callable[[EdgeVisionError], None], device_id: str = ""
+    ) -> None:
         self.rules = list(rules)
+        self.device_id = device_id
         self._checked = False
         self._on_config_error = on_config_error
         self._pending: tuple[list[Rule], AnnotateStage | None] | None = None
@@ -224,6 +228,8 @@ class EventStage:
                 return None
         tracks = packet.tracks if packet.tracks is not None else Detections.empty()
         packet.events = [event for rule in self.rules for event in rule.update(tracks, packet.meta)]
+        if self.device_id and packet.events:
+            packet.events = [dataclasses.replace(event, device_id=self.device_id) for event in packet.events]
         packet.timings_ms["events"] = (time.perf_counter() - t0) * 1e3
         return packet
 
@@ -354,6 +360,7 @@ class Pipeline:
         if unknown:
             raise ValueError(f"unknown stages {unknown}; expected {STAGES}")
         self.sections = sections
+        self.device_id = config.device_id(sections)
         self.stages = [s for s in STAGES if s in stages]
         self.health = health or Health(error_budget=pipeline["error_budget"])
         self.graph = Graph(self.health)
@@ -431,7 +438,7 @@ class Pipeline:
                 # now, before any output is opened, rather than at the first frame.
                 for rule in rules:
                     rule.check_frame(source.width, source.height)
-            parts.events = EventStage(rules, self._config_error)
+            parts.events = EventStage(rules, self._config_error, self.device_id)
             stage = stage_name(name, "events")
             graph.add_stage(stage, parts.events.process, camera=name, workers=0)
             graph.tap(stage, lambda p: self.summary.on_events(p.events))
