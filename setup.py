@@ -33,7 +33,8 @@ setup(
         share("data"),
     ],
     install_requires=[
-        "numpy", "pyyaml", "av", "onnxruntime", "opencv-python-headless", "scipy", "rosbags", "foxglove-sdk"
+        "numpy", "pyyaml", "av", "onnxruntime", "opencv-python-headless", "scipy", "rosbags", "foxglove-sdk",
+        "prometheus-client", "psutil",
     ],
     extras_require={
         "openvino": ["openvino>=2025.0"],

@@ -185,7 +185,9 @@ fi
 # --- 6. the package as colcon installs it, so `ros2 launch/run edge_vision ...` find it in the venv prefix ------
 # An ament index marker, share/edge_vision/{package.xml,launch,config,models} as real copies (ros2 launch does not
 # follow a symlinked folder), and one executable per node under lib/edge_vision (where `ros2 run` looks).
-SHARE_HASH="$(hash_files "$ROOT/package.xml" "$ROOT"/launch/* "$ROOT"/config/* "$ROOT/setup.py")-$VENV"
+# Every file under launch/ and config/, sub-folders included (config/systemd/...).
+mapfile -t SHARE_FILES < <(find "$ROOT/launch" "$ROOT/config" -type f | LC_ALL=C sort)
+SHARE_HASH="$(hash_files "$ROOT/package.xml" "${SHARE_FILES[@]}" "$ROOT/setup.py")-$VENV"
 if stamp_ok share "$SHARE_HASH" && [ -f "$VENV/share/edge_vision/package.xml" ]; then
   say "share/edge_vision: up to date"
 else

@@ -60,7 +60,11 @@ def bt601(y: int, u: int, v: int) -> np.ndarray:
         ("rgb8", BGR[..., ::-1], BGR),
         ("bgra8", cv2.cvtColor(BGR, cv2.COLOR_BGR2BGRA), BGR),
         ("rgba8", cv2.cvtColor(BGR, cv2.COLOR_BGR2RGBA), BGR),
-        ("mono8", cv2.cvtColor(BGR, cv2.COLOR_BGR2GRAY), cv2.cvtColor(cv2.cvtColor(BGR, cv2.COLOR_BGR2GRAY), cv2.COLOR_GRAY2BGR)),
+        (
+            "mono8",
+            cv2.cvtColor(BGR, cv2.COLOR_BGR2GRAY),
+            cv2.cvtColor(cv2.cvtColor(BGR, cv2.COLOR_BGR2GRAY), cv2.COLOR_GRAY2BGR),
+        ),
     ],
 )
 def test_8_bit_encodings_give_the_same_bgr_pixels(encoding: str, pixels: np.ndarray, expected: np.ndarray) -> None:
@@ -77,7 +81,9 @@ def test_bgr8_is_a_view_on_the_message_buffer() -> None:
     assert np.shares_memory(frame.image, np.frombuffer(msg.data, np.uint8))
 
 
-@pytest.mark.parametrize(("encoding", "order"), [("yuv422", "uyvy"), ("uyvy", "uyvy"), ("yuv422_yuy2", "yuyv"), ("yuyv", "yuyv")])
+@pytest.mark.parametrize(
+    ("encoding", "order"), [("yuv422", "uyvy"), ("uyvy", "uyvy"), ("yuv422_yuy2", "yuyv"), ("yuyv", "yuyv")]
+)
 def test_yuv422_encodings_decode_to_the_same_picture(encoding: str, order: str) -> None:
     for y, u, v in ((81, 90, 240), (145, 54, 34), (41, 240, 110)):  # BT.601 red, green, blue
         msg = Image(height=48, width=64, encoding=encoding, step=128)

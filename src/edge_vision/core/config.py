@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import array
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -98,7 +98,8 @@ INSTANCE_KEYS = {"events": {"rules": "rules", "actions": "actions"}, "visualizer
 STAGES = ("source", "detect", "track", "events", "annotate")
 # Parameters that may change while running (``ros2 param set``), taking effect on the next frame; every other
 # parameter is fixed for the life of the node. The tracker's own plugin parameters are all live.
-LIVE = {"detector": ("confidence", "iou", "max_detections", "classes"), "events": ("rules",)}
+# ``detector.model``: a roll-out (validated, then on probation, rolled back on errors; see runtime/rollout.py).
+LIVE = {"detector": ("model", "confidence", "iou", "max_detections", "classes"), "events": ("rules",)}
 
 
 def is_live(section: str, name: str, resolved: Mapping[str, Any]) -> bool:
@@ -109,6 +110,7 @@ def is_live(section: str, name: str, resolved: Mapping[str, Any]) -> bool:
     if section == "events" and head == "rules":
         return bool(rest) and not rest.endswith(".type")
     return head in LIVE.get(section, ())
+
 
 SCHEMA: dict[str, dict[str, Param]] = {
     "camera": _params(
@@ -133,6 +135,14 @@ SCHEMA: dict[str, dict[str, Param]] = {
             "Detection2D class_id: the class name (vision_msgs' advice) or its index",
             choices=("name", "index"),
         ),
+        Param("probation_s", 60.0, "model roll-out: seconds a newly installed model is watched", min=0.0),
+        Param("rollback_max_errors", 0, "model roll-out: inference errors in probation before rollback", min=0),
+        Param(
+            "rollback_latency_ratio",
+            2.0,
+            "model roll-out: roll back when the new model's median inference time exceeds this x the old one's",
+            min=1.0,
+        ),
         *QOS,
         *_inputs("best_effort", image=True),
     ),
@@ -150,6 +160,12 @@ SCHEMA: dict[str, dict[str, Param]] = {
     "visualizer": _params(
         Param("video_path", "", "write the annotated video to this MP4 (empty = off)"),
         Param("video_fps", 0.0, "fps of the written video (0 = the rate of the frames it holds)", min=0.0),
+        Param(
+            "segment_s",
+            0.0,
+            "split the video into files of this many seconds, named after their start time (0 = one file)",
+            min=0.0,
+        ),
         *QOS,
         *_inputs("best_effort", image=True),
     ),
@@ -172,6 +188,55 @@ SCHEMA: dict[str, dict[str, Param]] = {
         Param("foxglove_port", 8765, "port of the Foxglove view (0 = any free port)", min=0, max=65535),
         Param("foxglove_image", "jpeg", "image sent to Foxglove: jpeg (small) or raw (bgr8)", choices=("jpeg", "raw")),
         Param("foxglove_wait", 0.0, "seconds to wait for a Foxglove client before the first frame", min=0.0),
+        # Unattended operation (issue 9): graceful stop and storage (core/storage.py).
+        Param(
+            "stop_timeout_s",
+            10.0,
+            "on SIGTERM/SIGINT or end of input: seconds to drain queued frames before what is left is abandoned",
+            min=0.0,
+        ),
+        Param(
+            "on_storage_error",
+            "degrade",
+            "an output write fails (disk full, read-only, quota): degrade = report it and go on without that "
+            "output; stop = stop cleanly, exit code 1",
+            choices=("degrade", "stop"),
+        ),
+        Param("storage_quota_mb", 0.0, "recordings (video files) may use this much of their folder; 0 = none", min=0),
+        Param(
+            "storage_min_free_mb",
+            0.0,
+            "delete the oldest recordings while the output file system has less free space (0 = off); WARN below 2x",
+            min=0.0,
+        ),
+        Param("storage_check_s", 5.0, "seconds between storage guard checks (a timer, never per frame)", min=0.1),
+        # Watchdogs, resource guards, metrics (issue 9, core/ops).
+        Param("watchdog_s", 30.0, "a stage stuck on one frame this long: ERROR on /diagnostics (0 = off)", min=0.0),
+        Param(
+            "watchdog_action",
+            "report",
+            "a stuck stage: report it, or also exit with code 4 so systemd/docker restarts the process",
+            choices=("report", "exit"),
+        ),
+        Param(
+            "memory_limit_mb",
+            0,
+            "resident memory ceiling (0 = off): above 90 % frames are shed; above it the process stops, exit code 3",
+            min=0,
+        ),
+        Param("thermal_path", "/sys/class/thermal", "folder of thermal_zone*/temp (and tegrastats where installed)"),
+        Param("thermal_warn_c", 85.0, "hottest zone above this (C): shed frames, not overheat (0 = off)", min=0.0),
+        Param("thermal_hysteresis_c", 5.0, "shedding eases once the hottest zone is this far below it", min=0.0),
+        Param(
+            "max_lag_s",
+            0.0,
+            "frame age at the detector above this: drop the queued frames but the newest (0 = off; live cameras)",
+            min=0.0,
+        ),
+        Param("shed_max", 8, "load shedding (memory, thermal) passes at least 1 of this many frames", min=1, max=1000),
+        Param("guard_period_s", 2.0, "seconds between memory and thermal checks (one shedding step each)", min=0.05),
+        Param("metrics_port", 0, "Prometheus /metrics and /healthz on this port (0 = off)", min=0, max=65535),
+        Param("metrics_host", "127.0.0.1", "address the metrics endpoint binds to (0.0.0.0: every interface)"),
     ),
 }
 
@@ -310,8 +375,39 @@ def camera_sections(sections: Mapping[str, Mapping[str, Any]]) -> dict[str, dict
     return result
 
 
-def load_file(path: str | Path) -> dict[str, dict[str, Any]]:
-    """Read a ROS-style parameter YAML into ``{section: validated values}`` for every known section.
+def load_yaml(text: str, where: str) -> Any:
+    """YAML text -> Python (safe types only), refusing a key given twice in one mapping: PyYAML silently keeps
+    the last one, so a second ``confidence:`` lower in a section used to win unseen. ConfigError names the key
+    and both lines. ``<<`` merge keys may still override what they merge in."""
+    import yaml
+
+    class UniqueKeyLoader(yaml.SafeLoader):
+        pass
+
+    def construct_mapping(loader: UniqueKeyLoader, node: yaml.MappingNode, deep: bool = False) -> Any:
+        first: dict[Any, int] = {}
+        for key_node, _value in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue
+            key = loader.construct_object(key_node, deep=True)
+            line = key_node.start_mark.line + 1
+            try:
+                if key in first:
+                    raise ConfigError(
+                        f"{where}: key {key!r} appears twice in one mapping (line {line}, first on line "
+                        f"{first[key]}); YAML would keep only the last: remove one"
+                    )
+                first[key] = line
+            except TypeError:  # an unhashable key: the SafeLoader says so below
+                break
+        return loader.construct_mapping(node, deep=deep)
+
+    UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, construct_mapping)
+    return yaml.load(text, Loader=UniqueKeyLoader)  # a SafeLoader subclass: safe types only
+
+
+def read_layer(path: str | Path) -> dict[str, dict[str, Any]]:
+    """One parameter YAML as ``{section: raw values}`` (not yet resolved: a layer may set a few keys only).
 
     Keys may be plain node names (``camera:``) or ROS wildcards (``/**/camera:``), so one file works under any
     namespace; each section may hold its values under ``ros__parameters`` or directly."""
@@ -321,19 +417,85 @@ def load_file(path: str | Path) -> dict[str, dict[str, Any]]:
     if not config_path.is_file():
         raise ConfigError(f"config file not found: {config_path}")
     try:
-        raw = yaml.safe_load(config_path.read_text(encoding="utf-8")) or {}
+        raw = load_yaml(config_path.read_text(encoding="utf-8"), f"config file {config_path}") or {}
     except yaml.YAMLError as exc:
         raise ConfigError(f"config file {config_path} is not valid YAML: {exc}") from exc
     if not isinstance(raw, dict):
         raise ConfigError(f"config file {config_path} must hold a mapping of node names, got {type(raw).__name__}")
     try:
-        return resolve_all(raw)
+        return _bodies(raw)
     except ConfigError as exc:
         raise ConfigError(f"config file {config_path}: {exc}") from exc
 
 
-def resolve_all(raw: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
-    """Every section resolved from a document ``{section or /**/section: {ros__parameters: {...}}}``."""
+def _merge(base: dict[str, Any], layer: Mapping[str, Any], origin: dict[str, str], where: str, name: str) -> None:
+    """Deep-merge ``layer`` into ``base`` as ROS merges parameter files: a mapping (rule instances, per-camera
+    overrides) merges key by key, anything else (numbers, strings, lists) is replaced whole."""
+    for key, value in layer.items():
+        dotted = f"{where}.{key}"
+        if isinstance(value, Mapping) and isinstance(base.get(key), dict):
+            _merge(base[key], value, origin, dotted, name)
+        else:
+            base[key] = _copy(value)
+            for known in [k for k in origin if k == dotted or k.startswith(dotted + ".")]:
+                del origin[known]
+            _record(origin, dotted, value, name)
+
+
+def _copy(value: Any) -> Any:
+    return {k: _copy(v) for k, v in value.items()} if isinstance(value, Mapping) else value
+
+
+def _record(origin: dict[str, str], dotted: str, value: Any, name: str) -> None:
+    if isinstance(value, Mapping) and value:
+        for key, inner in value.items():
+            _record(origin, f"{dotted}.{key}", inner, name)
+    else:
+        origin[dotted] = name
+
+
+def merge_layers(paths: Sequence[str | Path]) -> tuple[dict[str, dict[str, Any]], dict[str, str]]:
+    """Layered configuration (fleet defaults, then site, then device...): each file read, then deep-merged in
+    order, later files winning. Returns the merged raw sections and, for every dotted key set by some file, the
+    file that set it last (``edge-vision config show --origin``).
+
+    Layers are validated merged, not one by one: a device file may set ``detector.hint`` (an OpenVINO
+    parameter) while the fleet file chooses ``detector.backend: openvino``."""
+    merged: dict[str, dict[str, Any]] = {}
+    origin: dict[str, str] = {}
+    for path in paths:
+        for section, body in read_layer(path).items():
+            _merge(merged.setdefault(section, {}), body, origin, section, str(path))
+    return merged, origin
+
+
+def load_files(paths: Sequence[str | Path]) -> dict[str, dict[str, Any]]:
+    """Every section resolved from one or more layered parameter files (see ``merge_layers``); an error names
+    the file that set the offending parameter."""
+    if not paths:
+        raise ConfigError("no config file given")
+    merged, origin = merge_layers(paths)
+    try:
+        return resolve_all(merged)
+    except ConfigError as exc:
+        text = str(exc)
+        named = [key for key in origin if key in text]
+        if len(paths) == 1:
+            where = str(paths[0])
+        elif named:
+            where = origin[max(named, key=len)]
+        else:
+            where = "merged " + " + ".join(str(p) for p in paths)
+        raise ConfigError(f"config file {where}: {text}") from exc
+
+
+def load_file(path: str | Path) -> dict[str, dict[str, Any]]:
+    """Read a ROS-style parameter YAML into ``{section: validated values}`` for every known section."""
+    return load_files([path])
+
+
+def _bodies(raw: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """``{section or /**/section: {ros__parameters: {...}}}`` -> ``{section: {...}}``."""
     bodies: dict[str, Any] = {}
     for key, body in raw.items():
         section = str(key).removeprefix("/**/").strip("/")
@@ -344,6 +506,12 @@ def resolve_all(raw: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
         if not isinstance(body, dict):
             raise ConfigError(f"section {key!r} must be a mapping")
         bodies[section] = body
+    return bodies
+
+
+def resolve_all(raw: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """Every section resolved from a document ``{section or /**/section: {ros__parameters: {...}}}``."""
+    bodies = _bodies(raw)
     sections = {section: resolve(section, bodies.get(section) or {}) for section in SCHEMA}
     camera_sections(sections)  # per-camera overrides are checked now, not when a camera starts
     return sections

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import os
 import signal
 import sys
 import threading
@@ -27,18 +28,28 @@ from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.context import Context
 from rclpy.duration import Duration
 from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+from rclpy.parameter import Parameter
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+from rclpy.signals import SignalHandlerOptions
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 from std_msgs.msg import Header
 from vision_msgs.msg import Detection2DArray, LabelInfo
 
 from edge_vision.core import config
 from edge_vision.core.errors import EdgeVisionError
+from edge_vision.core.ops import sdnotify
 from edge_vision.core.packet import FramePacket
 from edge_vision.core.runtime.build import STAGES, Pipeline, stage_name
-from edge_vision.core.runtime.health import Health
+from edge_vision.core.runtime.health import OK, WARN, Health
 from edge_vision.ros import bridge
-from edge_vision.ros.conversions import MessageError, label_info, report_to_status, stats_to_msg
+from edge_vision.ros.conversions import (
+    MessageError,
+    label_info,
+    labels_from_msg,
+    report_to_status,
+    stamp_to_ns,
+    stats_to_msg,
+)
 from edge_vision.ros.node import ManagedSectionNode, SectionNode
 from edge_vision_msgs.msg import Event as EventMsg
 from edge_vision_msgs.msg import PipelineStats
@@ -78,6 +89,7 @@ class RosPipeline:
         self._lock = threading.Lock()
         self._pending: list[tuple[str, str, Any]] = []
         self._gaps: dict[str, bridge.GapCounter] = {}
+        self._invalid_outputs = (0, 0.0)  # detector output rows dropped so far (NaN/inf...), when that last grew
         try:
             composed = stages is None or len(stages) > 1
             if composed:
@@ -111,9 +123,12 @@ class RosPipeline:
             assert isinstance(owner, ManagedSectionNode)
             self.owner = owner
             self.owner_name = owner.get_fully_qualified_name()  # the node's handle is gone after a shutdown
+            # Malformed / hostile input messages: dropped, counted and reported, never raised into the executor.
+            self.guard = bridge.InputGuard(self.health, lambda line: self.owner.get_logger().warning(line))
             self.active = False
             self.started = False
             self.finished = threading.Event()  # shutdown transition, or a pipeline that has nothing left to do
+            self.stop_report: dict[str, Any] | None = None  # after a stop signal: which, drain time, what was left
             self._labels: list[str] | None = None
             self.configured = False
             self._make_outputs()
@@ -219,8 +234,12 @@ class RosPipeline:
         self.owner.create_timer(period, self.publish_health)
 
     def _on_label_info(self, msg: LabelInfo) -> None:
-        by_id = {c.class_id: c.class_name for c in msg.class_map}
-        self._labels = [by_id.get(i, str(i)) for i in range(max(by_id, default=-1) + 1)]
+        try:
+            labels = labels_from_msg(msg)
+        except MessageError as exc:
+            self.guard.reject(None, "", self.owner.resolve_topic_name("label_info"), str(exc))
+            return
+        self._labels = labels
         if self.configured and self.pipeline is None:
             self._build(self._labels)
 
@@ -324,6 +343,8 @@ class RosPipeline:
                 node = self._node("source")
                 info = node.create_publisher(CameraInfo, bridge.topic(camera, "camera_info"), node.qos())
                 pipeline.graph.tap(stage_name(camera, "source"), functools.partial(self._camera_info, parts, info))
+        if pipeline.rollout is not None:
+            pipeline.rollout.on_rollback = self._on_model_rollback
         if "detect" in self.stages:
             node = self._node("detect")
             publisher = self.label_info_publisher = node.create_publisher(LabelInfo, "label_info", LATCHED)
@@ -338,6 +359,13 @@ class RosPipeline:
             self._start()  # fed from topics: runs until shut down
         for camera, stage, msg in pending:
             self._on_detections(camera, stage, msg)
+
+    def _on_model_rollback(self, model: str, reason: str) -> None:
+        """A roll-out failed its probation and the old model runs again: ``detector.model`` says so too (the
+        change is a no-op for the pipeline, which already runs ``model``)."""
+        node = self._node("detect")
+        node.get_logger().warning(f"model rolled back to {model}: {reason}")
+        node.set_parameters([Parameter("model", value=model)])
 
     def _camera_info(self, parts: Any, publisher: Any, packet: FramePacket) -> None:
         if not self.context.ok() or not publisher.get_subscription_count():
@@ -359,22 +387,30 @@ class RosPipeline:
         pipeline = self.pipeline
         if pipeline is None or not self.started or not self.active:
             return  # inactive (lifecycle): inputs are ignored, not queued
-        gaps = self._gaps.setdefault(stage, bridge.GapCounter())
-        lost = gaps(packet.meta.stamp_ns)
-        if lost:  # lost upstream (another process, DDS): shown as drops at this stage's input, WARN
-            self.health.dropped(stage, lost)
+        self._arrived(stage, packet.meta.stamp_ns)
         if not pipeline.graph.feed(stage, packet):
             self.health.dropped(stage)
+
+    def _arrived(self, stage: str, stamp_ns: int, trusted: bool = True) -> None:
+        lost = self._gaps.setdefault(stage, bridge.GapCounter())(stamp_ns, trusted)
+        if lost:  # lost upstream (another process, DDS): shown as drops at this stage's input, WARN
+            self.health.dropped(stage, lost)
+
+    def _reject(self, stage: str, camera: str, topic: str, msg: Any, exc: Exception) -> None:
+        """A message that cannot be used: dropped, counted once (its stamp still tells the gap counter it came,
+        so it is not counted again as lost) and reported; the node goes on."""
+        topic = self.owner.resolve_topic_name(topic)  # as an operator sees it: /cam1/detections
+        self.guard.reject(stage, camera, topic, str(exc) if isinstance(exc, MessageError) else repr(exc))
+        if self.pipeline is not None and self.started and self.active and not stage.endswith("annotate"):
+            self._arrived(stage, stamp_to_ns(msg.header.stamp), trusted=False)
 
     def _on_image(self, camera: str, stage: str, msg: Image | CompressedImage, sequence: int) -> None:
         name = stage_name(camera, stage)
         try:
             packet = bridge.image_packet(msg, sequence)
-        except MessageError as exc:
-            self.health.dropped(name)
-            self.owner.get_logger().warning(
-                f"dropping image on {bridge.topic(camera, 'image_raw')}: {exc}", throttle_duration_sec=5.0
-            )
+        except Exception as exc:  # MessageError names the problem; anything else must not end the executor either
+            topic = bridge.topic(camera, "image_raw/compressed" if isinstance(msg, CompressedImage) else "image_raw")
+            self._reject(name, camera, topic, msg, exc)
             return
         if self.pipeline is None:
             self.health.dropped(name)
@@ -396,9 +432,8 @@ class RosPipeline:
         field = "detections" if stage == "track" else "tracks"
         try:
             packet = bridge.detections_packet(msg, self.pipeline.labels, self._sequencers[camera](), field)
-        except MessageError as exc:
-            self.health.dropped(name)
-            self.owner.get_logger().warning(f"dropping {field} message: {exc}", throttle_duration_sec=5.0)
+        except Exception as exc:  # MessageError names the problem; anything else must not end the executor either
+            self._reject(name, camera, bridge.topic(camera, "detections" if stage == "track" else "tracks"), msg, exc)
             return
         if stage == "annotate":
             self.pairers[camera].tracks(packet)
@@ -417,6 +452,8 @@ class RosPipeline:
     def _publish_health(self) -> None:
         if not self.context.ok():
             return
+        self.guard.refresh()
+        self._source_warnings()
         stamp = self.owner.get_clock().now().to_msg()
         statuses = []
         for camera in self.camera_names:
@@ -435,16 +472,33 @@ class RosPipeline:
 
     # -- running -------------------------------------------------------------------------------------------
 
-    def run(self) -> int:
+    def run(self, stop: StopSignals | None = None) -> int:
         """Spin, run until every source ends (or, with no source here, until shut down), close everything.
-        Returns the exit code."""
+        Returns the exit code.
+
+        stop: the process's ``StopSignals`` (the executables install theirs before building); None: installed
+        here for the run when called on the main thread. A stop signal drains the pipeline (within
+        ``pipeline.stop_timeout_s``), finishes every output and returns 0 unless something failed;
+        ``stop_report`` says how it went."""
+        own = None
+        if stop is None:
+            own = stop = StopSignals()
+            own.install()
         executor = MultiThreadedExecutor(num_threads=2, context=self.context)
         for node in self.nodes.values():
             executor.add_node(node)
         spinner = threading.Thread(target=self._spin, args=(executor,), name="ros-executor")
         spinner.start()
+        stopping_at = 0.0
         try:
             while self.context.ok() and not self.finished.is_set():
+                if stop.requested:
+                    stopping_at = time.monotonic()
+                    timeout = self.sections["pipeline"]["stop_timeout_s"]
+                    self.owner.get_logger().info(
+                        f"{stop.requested}: stopping; draining queued frames (up to {timeout:g} s)"
+                    )
+                    break
                 pipeline = self.pipeline
                 if pipeline is not None and "source" in self.stages:
                     if self.active and not self.started and self._clock_running():
@@ -452,14 +506,27 @@ class RosPipeline:
                         self._start()
                     if self.started and pipeline.graph.wait(0):
                         break  # every source ended
-                elif self.health.failed:
-                    break
-                time.sleep(0.05)
+                if self.health.failed:
+                    break  # also with a source blocked behind a stuck stage (core/ops watchdog_action: exit)
+                stop.wait(0.05)
         finally:
-            _ignore_interrupts()
-            self.close()
-            executor.shutdown(timeout_sec=5)
-            spinner.join(10)
+            if not stop.installed:
+                _ignore_interrupts()
+            sdnotify.stopping()  # systemd: the process is ending (a lifecycle cleanup alone is not)
+            try:
+                self.close()
+            finally:
+                if stop.requested:
+                    pipeline = self.pipeline
+                    self.stop_report = {
+                        "signal": stop.requested,
+                        "drain_s": round(time.monotonic() - (stopping_at or stop.requested_at), 3),
+                        "abandoned": dict(pipeline.graph.abandoned) if pipeline is not None else {},
+                    }
+                executor.shutdown(timeout_sec=5)
+                spinner.join(10)
+                if own is not None:
+                    own.restore()
         return self.exit_code()
 
     @staticmethod
@@ -491,9 +558,33 @@ class RosPipeline:
         # between is discarded by the reader, so give discovery a moment to settle.
         time.sleep(0.5)
 
+    def _source_warnings(self, final: bool = False) -> None:
+        """What a source noticed without stopping (a truncated file, undecodable packets): a WARN condition of
+        its camera, so it shows on /diagnostics, in the final report and in summary.json. Likewise model
+        outputs that were not detections (NaN/inf, class ids beyond the labels): WARN ``model_output`` while
+        they keep coming (cleared 5 s after the last; ``final``: kept, for the run's report)."""
+        pipeline = self.pipeline
+        if pipeline is None:
+            return
+        for camera, parts in pipeline.cameras.items():
+            warnings = list(getattr(parts.source, "warnings", None) or ())
+            if warnings:
+                self.health.condition("source_warning", WARN, "; ".join(warnings), camera)
+        if pipeline.detect is not None:
+            invalid = sum(int(getattr(d, "invalid", 0)) for d in pipeline.detect.detectors)
+            before, since = self._invalid_outputs
+            now = time.monotonic()
+            if invalid > before or (final and invalid):
+                self._invalid_outputs = (invalid, now)
+                message = f"dropped {invalid} model output rows so far: NaN/inf scores or boxes, or class ids beyond "
+                self.health.condition("model_output", WARN, message + "the labels (check the model export)")
+            elif invalid and now - since > self.health.warn_hold_s:
+                self.health.condition("model_output", OK)
+
     def close(self) -> None:
         if self.pipeline is not None:
             self.pipeline.close()
+            self._source_warnings(final=True)
             if self.context.ok():
                 self.publish_health()  # the final figures, so a short run still reports them
                 if "source" in self.stages and "detect" not in self.stages:
@@ -519,7 +610,9 @@ class RosPipeline:
     def exit_code(self) -> int:
         if self.pipeline is not None and self.pipeline.fatal is not None:
             return 2
-        if self.health.failed or self.health.source_failed():
+        if self.health.failed:
+            return self.health.failure_code  # 1, or what a guard asked for (core/ops: 3 memory, 4 watchdog)
+        if self.health.source_failed():
             return 1
         return 0
 
@@ -527,6 +620,63 @@ class RosPipeline:
         for node in reversed(list(self.nodes.values())):
             node.destroy_node()
         self.nodes.clear()
+
+
+class StopSignals:
+    """SIGTERM and SIGINT (systemd, docker stop, ros2 launch, Ctrl+C) ask for a graceful stop: the first one sets
+    ``requested`` and the run loop then stops the sources, drains the pipeline within ``pipeline.stop_timeout_s``,
+    finishes the video, events and summary and exits 0. Later ones are noted on stderr and ignored, so a second
+    Ctrl+C or a launcher's escalation never interrupts the drain half-way (SIGKILL still ends the process; the
+    outputs are crash-safe and recovered on the next start).
+
+    Both signals behave the same everywhere. rclpy (Kilted) installs, on its default context only
+    (``SignalHandlerOptions.ALL``), a handler for SIGINT *and* SIGTERM that shuts the context down at once (the
+    drain could then publish nothing more); a private context (``edge-vision run``) gets none, so SIGTERM
+    killed the process outright (exit 143, no summary, hidden temp files). The executables therefore init
+    rclpy with ``SignalHandlerOptions.NO`` and install this instead."""
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __init__(self) -> None:
+        self.requested: str | None = None  # name of the first signal
+        self.requested_at = 0.0
+        self.installed = False
+        self._event = threading.Event()
+        self._previous: dict[int, Any] = {}
+
+    def install(self) -> bool:
+        """Take SIGINT and SIGTERM (main thread only: Python delivers signals there); False elsewhere."""
+        if threading.current_thread() is not threading.main_thread():
+            return False
+        for sig in self.SIGNALS:
+            self._previous[sig] = signal.signal(sig, self._handle)
+        self.installed = True
+        return True
+
+    def restore(self) -> None:
+        for sig, previous in self._previous.items():
+            # None: the previous handler was not set from Python (rclpy's C handler): back to Python's default.
+            default = signal.default_int_handler if sig == signal.SIGINT else signal.SIG_DFL
+            signal.signal(sig, previous if previous is not None else default)
+        self._previous.clear()
+        self.installed = False
+
+    def request(self, reason: str) -> None:
+        """Ask for the stop from code (a supervisor thread) as a signal would."""
+        if self.requested is None:
+            self.requested, self.requested_at = reason, time.monotonic()
+        self._event.set()
+
+    def wait(self, timeout: float) -> bool:
+        return self._event.wait(timeout)
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        name = signal.Signals(signum).name
+        if self.requested is None:
+            self.request(name)
+            return
+        # os.write, not print: a handler that prints while the main thread prints raises "reentrant call".
+        os.write(2, f"[edge_vision] {name} while stopping on {self.requested}: ignored, the drain goes on\n".encode())
 
 
 def _ignore_interrupts() -> None:
@@ -544,8 +694,11 @@ def failure_line(pipeline: RosPipeline) -> str | None:
 
 
 def main_for(stages: Collection[str] | None, args: list[str] | None = None) -> int:
-    """One executable: build, run, and turn errors into one line and an exit code."""
-    rclpy.init(args=args)
+    """One executable: build, run, and turn errors into one line and an exit code. SIGINT/SIGTERM stop it
+    gracefully from the start (``StopSignals``, kept until the process exits)."""
+    rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
+    stop = StopSignals()
+    stop.install()
     pipeline: RosPipeline | None = None
     try:
         try:
@@ -553,7 +706,7 @@ def main_for(stages: Collection[str] | None, args: list[str] | None = None) -> i
         except EdgeVisionError as exc:
             print(f"edge_vision: error: {exc}", file=sys.stderr)
             return 2
-        code = pipeline.run()
+        code = pipeline.run(stop)
         if code and (line := failure_line(pipeline)):
             print(f"edge_vision: error: {line}", file=sys.stderr)
         return code

@@ -1,8 +1,16 @@
-"""Core types <-> ROS messages. Pure functions; malformed messages raise ``MessageError`` naming the field."""
+"""Core types <-> ROS messages. Pure functions; malformed messages raise ``MessageError`` naming the field.
+
+Every received message is untrusted (any process on the DOMAIN may publish it): sizes are checked against the
+data before anything is allocated or indexed, numbers against their ranges (a track id must fit 64 bits, a
+class id the labels, a box and score must be finite), and counts and pixel totals against limits no real
+camera or detector reaches. A compressed image is decoded only when it is a JPEG or PNG whose header gives a
+size within the limit: a few hundred bytes of PNG can declare 50000 x 50000 pixels (7.5 GB as bgr8).
+"""
 
 from __future__ import annotations
 
 import array
+import math
 from collections.abc import Sequence
 
 import cv2
@@ -30,6 +38,24 @@ from edge_vision_msgs.msg import PipelineStats, StageLatency
 
 class MessageError(EdgeVisionError):
     """A received message cannot be turned into a core type."""
+
+
+# 8192 x 8192: twice an 8K UHD frame (7680 x 4320); a frame this size is 200 MB as bgr8.
+MAX_PIXELS = 8192 * 8192
+MAX_SIDE = 65536
+# detector.max_detections allows up to 10000 per frame: our own detector's messages always fit.
+MAX_DETECTIONS = 10_000
+MAX_CLASSES = 10_000  # LabelInfo entries
+_INT64_MAX = 2**63 - 1
+
+
+def _check_size(width: int, height: int, what: str) -> None:
+    if width == 0 or height == 0:
+        raise MessageError(f"{what} has zero size {width}x{height}")
+    if width > MAX_SIDE or height > MAX_SIDE or width * height > MAX_PIXELS:
+        raise MessageError(
+            f"{what} of {width}x{height} pixels exceeds the limit of {MAX_PIXELS} pixels ({MAX_SIDE} a side)"
+        )
 
 
 def stamp_to_ns(stamp: Time) -> int:
@@ -88,8 +114,7 @@ def image_to_frame(msg: Image, sequence: int = 0) -> Frame:
             )
         raise MessageError(f"Image encoding {encoding!r} is not supported; expected one of {sorted(_ENCODINGS)}")
     channels, conversion = spec
-    if msg.height == 0 or msg.width == 0:
-        raise MessageError(f"Image has zero size {msg.width}x{msg.height}")
+    _check_size(msg.width, msg.height, "Image")
     row = msg.width * channels
     if msg.step < row:
         raise MessageError(f"Image step {msg.step} is smaller than width*bytes per pixel {row}")
@@ -122,6 +147,11 @@ def compressed_to_frame(msg: CompressedImage, sequence: int = 0) -> Frame:
     data = np.frombuffer(msg.data, dtype=np.uint8)
     if data.size == 0:
         raise MessageError("CompressedImage has no data")
+    try:
+        kind, width, height = compressed_size(bytes(msg.data[:_HEADER_BYTES]))
+    except MessageError as exc:
+        raise MessageError(f"CompressedImage ({msg.format!r}, {data.size} bytes) could not be decoded: {exc}") from exc
+    _check_size(width, height, f"CompressedImage ({kind})")
     pixels = cv2.imdecode(data, cv2.IMREAD_COLOR)
     if pixels is None:
         raise MessageError(f"CompressedImage ({msg.format!r}, {data.size} bytes) could not be decoded as JPEG or PNG")
@@ -132,6 +162,48 @@ def compressed_to_frame(msg: CompressedImage, sequence: int = 0) -> Frame:
         sequence=sequence,
         encoding="bgr8",
     )
+
+
+_HEADER_BYTES = 1 << 16  # a JPEG's frame header follows its EXIF/ICC segments: within the first 64 KiB here
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+# JPEG start-of-frame markers (baseline, progressive, lossless...): C0-CF except DHT (C4), JPG (C8), DAC (CC).
+_SOF = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
+_STANDALONE = frozenset([0x01, *range(0xD0, 0xD8)])  # markers without a length: TEM, RST0-7
+
+
+def compressed_size(head: bytes) -> tuple[str, int, int]:
+    """(format, width, height) from the header of a JPEG or PNG, without decoding it. MessageError for any other
+    format (OpenCV would also decode TIFF, WebP, JPEG 2000...: more decoders exposed to untrusted input than a
+    camera driver's JPEG/PNG needs) or a header that does not say. Written here because OpenCV cannot read a size
+    without decoding and a header parser is not worth a dependency (Pillow) for two formats."""
+    if head.startswith(_PNG_SIGNATURE):
+        if len(head) < 24 or head[12:16] != b"IHDR":
+            raise MessageError("PNG without an IHDR header")
+        return "png", int.from_bytes(head[16:20], "big"), int.from_bytes(head[20:24], "big")
+    if head.startswith(b"\xff\xd8"):
+        at = 2
+        while at + 4 <= len(head):
+            if head[at] != 0xFF:
+                raise MessageError(f"JPEG marker expected at byte {at}")
+            marker = head[at + 1]
+            if marker == 0xFF:  # fill byte
+                at += 1
+                continue
+            if marker in _STANDALONE:
+                at += 2
+                continue
+            length = int.from_bytes(head[at + 2 : at + 4], "big")
+            if marker in _SOF:
+                if at + 9 > len(head):
+                    break
+                height = int.from_bytes(head[at + 5 : at + 7], "big")
+                width = int.from_bytes(head[at + 7 : at + 9], "big")
+                return "jpeg", width, height
+            if marker in (0xD9, 0xDA) or length < 2:  # end of image / start of scan before any frame header
+                break
+            at += 2 + length
+        raise MessageError(f"no JPEG frame header in the first {len(head)} bytes")
+    raise MessageError(f"not JPEG or PNG (starts with {head[:8].hex()})")
 
 
 def detections_to_msg(detections: Detections, header: Header, labels: Sequence[str]) -> Detection2DArray:
@@ -158,32 +230,86 @@ def detections_to_msg(detections: Detections, header: Header, labels: Sequence[s
 
 
 def msg_to_detections(msg: Detection2DArray, labels: Sequence[str]) -> Detections:
-    index = {name: i for i, name in enumerate(labels)}
+    """Boxes, scores, class ids (a name of ``labels`` or an index into them) and track ids (``id``: a
+    non-negative integer or empty). MessageError naming the detection and the field for anything else."""
     n = len(msg.detections)
-    xyxy = np.empty((n, 4), np.float32)
-    scores = np.empty(n, np.float32)
+    if n > MAX_DETECTIONS:
+        raise MessageError(f"Detection2DArray has {n} detections; at most {MAX_DETECTIONS} are taken")
+    index = {name: i for i, name in enumerate(labels)}
+    boxes = np.empty((n, 4), np.float64)
+    scores = np.empty(n, np.float64)
     class_ids = np.empty(n, np.int32)
     track_ids = np.full(n, -1, np.int64)
     for i, det in enumerate(msg.detections):
-        cx, cy = det.bbox.center.position.x, det.bbox.center.position.y
-        hw, hh = det.bbox.size_x * 0.5, det.bbox.size_y * 0.5
-        xyxy[i] = (cx - hw, cy - hh, cx + hw, cy + hh)
+        bbox = det.bbox
+        boxes[i] = (bbox.center.position.x, bbox.center.position.y, bbox.size_x, bbox.size_y)
         if not det.results:
             raise MessageError(f"Detection2D #{i} has no results (class hypothesis)")
         best = det.results[0].hypothesis
         scores[i] = best.score
-        if best.class_id in index:
-            class_ids[i] = index[best.class_id]
-        elif best.class_id.lstrip("-").isdigit():
-            class_ids[i] = int(best.class_id)
-        else:
-            raise MessageError(f"Detection2D #{i} class_id {best.class_id!r} is not one of the {len(labels)} labels")
+        class_ids[i] = _class_index(best.class_id, index, len(labels), i)
         if det.id:
-            try:
-                track_ids[i] = int(det.id)
-            except (ValueError, OverflowError) as exc:
-                raise MessageError(f"Detection2D #{i} id {det.id!r} is not an integer track id") from exc
-    return Detections(xyxy, scores, class_ids, track_ids)
+            track_ids[i] = _track_id(det.id, i)
+    _check_numbers(boxes, scores)
+    centers, half = boxes[:, :2], boxes[:, 2:] * 0.5
+    xyxy = np.concatenate([centers - half, centers + half], axis=1)
+    return Detections(xyxy.astype(np.float32), scores.astype(np.float32), class_ids, track_ids)
+
+
+def _class_index(class_id: str, index: dict[str, int], count: int, i: int) -> int:
+    if class_id in index:
+        return index[class_id]
+    digits = class_id.removeprefix("-")
+    if digits.isdigit() and len(digits) <= 18:  # beyond that it cannot be an index (and int() would be slow)
+        value = int(class_id)
+        if 0 <= value < count:
+            return value
+        raise MessageError(f"Detection2D #{i} class_id {value} is outside the {count} labels (0..{count - 1})")
+    shown = class_id if len(class_id) <= 40 else f"{class_id[:40]}... ({len(class_id)} characters)"
+    raise MessageError(f"Detection2D #{i} class_id {shown!r} is not one of the {count} labels")
+
+
+def _track_id(text: str, i: int) -> int:
+    shown = text if len(text) <= 40 else f"{text[:40]}... ({len(text)} characters)"
+    if len(text) > 20 or not text.isdigit():  # str.isdigit also rejects signs, spaces and underscores
+        raise MessageError(f"Detection2D #{i} id {shown!r} is not a non-negative integer track id")
+    value = int(text)
+    if value > _INT64_MAX:
+        raise MessageError(f"Detection2D #{i} id {shown} does not fit a 64-bit track id")
+    return value
+
+
+def _check_numbers(boxes: np.ndarray, scores: np.ndarray) -> None:
+    """Finite boxes with sizes >= 0 that fit float32, scores in [0, 1] (vision_msgs' convention)."""
+    bad_box = ~np.isfinite(boxes).all(axis=1) | (boxes[:, 2:] < 0).any(axis=1) | (np.abs(boxes) > 1e30).any(axis=1)
+    if bad_box.any():
+        i = int(np.flatnonzero(bad_box)[0])
+        cx, cy, w, h = boxes[i].tolist()
+        raise MessageError(f"Detection2D #{i} bbox (center {cx}, {cy}, size {w} x {h}) is not a finite box")
+    bad_score = ~np.isfinite(scores) | (scores < 0) | (scores > 1)
+    if bad_score.any():
+        i = int(np.flatnonzero(bad_score)[0])
+        raise MessageError(f"Detection2D #{i} score {scores[i]} is not within [0, 1]")
+
+
+def labels_from_msg(msg: LabelInfo) -> list[str]:
+    """Class names by id from a LabelInfo (ids 0..N-1; a gap reads as the id's number)."""
+    by_id: dict[int, str] = {}
+    if len(msg.class_map) > MAX_CLASSES:
+        raise MessageError(f"LabelInfo has {len(msg.class_map)} classes; at most {MAX_CLASSES} are taken")
+    for entry in msg.class_map:
+        if entry.class_id >= MAX_CLASSES:
+            raise MessageError(f"LabelInfo class_id {entry.class_id} is beyond {MAX_CLASSES - 1}")
+        if entry.class_id in by_id:
+            raise MessageError(f"LabelInfo lists class_id {entry.class_id} twice")
+        if not entry.class_name.strip() or len(entry.class_name) > 256:
+            raise MessageError(
+                f"LabelInfo class_id {entry.class_id} has no usable name ({len(entry.class_name)} chars)"
+            )
+        by_id[entry.class_id] = entry.class_name
+    if not math.isfinite(msg.threshold):
+        raise MessageError(f"LabelInfo threshold {msg.threshold} is not finite")
+    return [by_id.get(i, str(i)) for i in range(max(by_id, default=-1) + 1)]
 
 
 def label_info(labels: Sequence[str], header: Header | None = None, threshold: float = 0.0) -> LabelInfo:

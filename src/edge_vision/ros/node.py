@@ -17,7 +17,7 @@ from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 
-from edge_vision.core import config, plugins
+from edge_vision.core import config, plugins, secrets
 from edge_vision.core.errors import ConfigError, EdgeVisionError
 
 
@@ -137,6 +137,13 @@ class SectionNode(Node):
                 kind = config.INSTANCE_KEYS[self.section][head]
                 if key != "type" and spec:
                     param = plugins.schema(plugins.load(kind, spec["type"])).get(key)
+            shown = secrets.redact_value(name, value)
+            if shown != value:
+                # Read back (ros2 param get, /<node>/get_parameters, /parameter_events) by any process on the
+                # domain: the parameter holds the redacted value, the pipeline the real one (``self.values``).
+                # A value from --params-file wins over the declared default, so it is replaced too.
+                self._parameter_overrides[name] = Parameter(name, value=shown)
+                value = shown
             try:
                 live = config.is_live(self.section, name, self.values)
                 self.declare_parameter(name, value, descriptor(param, read_only=not live))

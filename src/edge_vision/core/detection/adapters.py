@@ -19,6 +19,11 @@ The input size and class names come from the backend (``imgsz`` and ``names``).
 
 A frame that is a CuPy array (on the GPU) is pre-processed there with the same arithmetic
 (``device_preprocess``), so the TensorRT backend never copies a float tensor to the device.
+
+Non-finite outputs (NaN/inf: a broken export, an FP16 overflow, a bad quantisation) are never detections:
+rows with a non-finite score or box are dropped and counted in ``nonfinite`` (per ``postprocess`` call), which
+the ``Detector`` reports. ``num_classes`` reads the class count from the output layout where it holds one, so
+a labels file of another length is refused at start-up rather than showing classes as numbers.
 """
 
 from __future__ import annotations
@@ -72,6 +77,11 @@ class _LetterboxAdapter:
             raise ModelError(f"input size {self.input_size} is not a valid (height, width): set detector.input_size")
         self.thresholds = thresholds or Thresholds()
         self._pad = np.float32(PAD_VALUE) / _255 if self.normalize else np.float32(PAD_VALUE)
+        self.nonfinite = 0  # rows of the last postprocess dropped for a NaN/inf score or box
+
+    def num_classes(self, output_shapes: Sequence[Sequence[int | str | None]]) -> int | None:
+        """Classes the model predicts, read from its output shapes; None where the layout does not say."""
+        return None
 
     def use_metadata(self, metadata: Mapping[str, str]) -> None:
         """Take ``normalize``, ``channels_order`` and ``stride`` from the model's metadata (see module doc)."""
@@ -130,11 +140,21 @@ class _LetterboxAdapter:
         threshold = self.thresholds.confidence
         keep = scores > threshold if self.strict_threshold else scores >= threshold
         xyxy, scores, class_ids = xyxy[keep], scores[keep], class_ids[keep]
+        # NaN scores fail the comparison above (counted by the caller's ``_count_nan``); an inf score or a
+        # NaN/inf box among the kept rows would reach NMS and the tracker: drop and count them here.
+        finite = np.isfinite(scores) & np.isfinite(xyxy).all(axis=1)
+        if not finite.all():
+            self.nonfinite += int(len(finite) - np.count_nonzero(finite))
+            xyxy, scores, class_ids = xyxy[finite], scores[finite], class_ids[finite]
         if nms:
             order = nms_class_aware(xyxy, scores, class_ids, self.thresholds.iou, self.thresholds.max_detections)
         else:
             order = np.argsort(-scores, kind="stable")[: self.thresholds.max_detections]
         return Detections(transform.to_source(xyxy[order]), scores[order], class_ids[order])
+
+    def _count_nan(self, scores: NDArray[np.float32]) -> None:
+        """Start a postprocess: count the NaN scores (rows a threshold comparison would drop unseen)."""
+        self.nonfinite = int(np.count_nonzero(np.isnan(scores)))
 
     @staticmethod
     def _single_output(outputs: Sequence[NDArray[np.float32]], ndim: int, what: str) -> NDArray[np.float32]:
@@ -151,6 +171,10 @@ class YoloxAdapter(_LetterboxAdapter):
     normalize = False
     strict_threshold = False
     strides = (8, 16, 32)
+
+    def num_classes(self, output_shapes: Sequence[Sequence[int | str | None]]) -> int | None:
+        values = output_shapes[0][-1] if output_shapes and len(output_shapes[0]) == 3 else None
+        return values - 5 if isinstance(values, int) and values > 5 else None
 
     def __init__(self, input_size: tuple[int, int], thresholds: Thresholds | None = None) -> None:
         super().__init__(input_size, thresholds)
@@ -181,6 +205,7 @@ class YoloxAdapter(_LetterboxAdapter):
                 f"YOLOX output has {raw.shape[0]} anchors x {raw.shape[1]} values; "
                 f"input {self.input_size} with strides {self.strides} needs {len(self._grid)} anchors"
             )
+        self._count_nan(raw[:, 4])
         # score = objectness * class score <= objectness: drop most anchors before the 80-way argmax.
         candidates = np.flatnonzero(raw[:, 4] >= self.thresholds.confidence)
         raw = raw[candidates]
@@ -197,13 +222,18 @@ class YoloxAdapter(_LetterboxAdapter):
 class UltralyticsAdapter(_LetterboxAdapter):
     PARAMS: ClassVar[tuple[Param, ...]] = ()
 
+    def num_classes(self, output_shapes: Sequence[Sequence[int | str | None]]) -> int | None:
+        rows = output_shapes[0][1] if output_shapes and len(output_shapes[0]) == 3 else None
+        return rows - 4 if isinstance(rows, int) and rows > 4 else None
+
     def postprocess(self, outputs: Sequence[NDArray[np.float32]], transform: BoxTransform) -> Detections:
         raw = self._single_output(outputs, 3, "[1, 4+classes, anchors] Ultralytics")
         if raw.shape[0] < 5:
             raise ModelError(f"Ultralytics output needs >= 5 rows (4 box + classes), got {raw.shape[0]}")
         class_scores = raw[4:]
-        class_ids = class_scores.argmax(axis=0).astype(np.int32)
+        class_ids = class_scores.argmax(axis=0).astype(np.int32)  # argmax takes a NaN as the maximum
         scores = class_scores[class_ids, np.arange(raw.shape[1])]
+        self._count_nan(scores)
         candidates = scores > self.thresholds.confidence
         box = raw[:4, candidates].T
         xyxy = np.concatenate([box[:, :2] - box[:, 2:] / 2, box[:, :2] + box[:, 2:] / 2], axis=1)
@@ -217,7 +247,12 @@ class EndToEndAdapter(_LetterboxAdapter):
         raw = self._single_output(outputs, 3, "[1, N, 6] end-to-end")
         if raw.shape[1] != 6:
             raise ModelError(f"end-to-end output must be [1, N, 6] (x1 y1 x2 y2 score class), got {raw.shape}")
-        return self._finish(raw[:, :4], raw[:, 4], raw[:, 5].astype(np.int32), transform, nms=False)
+        # A NaN/inf class id would cast to an arbitrary integer: its row counts as a NaN score.
+        known = np.isfinite(raw[:, 5])
+        scores = raw[:, 4] if known.all() else np.where(known, raw[:, 4], np.float32(np.nan))
+        self._count_nan(scores)
+        classes = np.where(known, raw[:, 5], -1).astype(np.int32)
+        return self._finish(raw[:, :4], scores, classes, transform, nms=False)
 
 
 class RtDetrAdapter(_LetterboxAdapter):
@@ -229,14 +264,27 @@ class RtDetrAdapter(_LetterboxAdapter):
     def placement(self, image_height: int, image_width: int) -> Placement:
         return stretch(image_height, image_width, self.input_size)
 
+    def num_classes(self, output_shapes: Sequence[Sequence[int | str | None]]) -> int | None:
+        shapes = [s for s in output_shapes if len(s) == 3]
+        if len(shapes) >= 2:
+            last = [s[2] for s in shapes[:2]]
+            if 4 in last:
+                other = last[1] if last[0] == 4 else last[0]
+                return other if isinstance(other, int) and other >= 1 else None
+            return None
+        values = shapes[0][2] if shapes else None
+        return values - 4 if isinstance(values, int) and values > 4 else None
+
     def postprocess(self, outputs: Sequence[NDArray[np.float32]], transform: BoxTransform) -> Detections:
         boxes, scores = self._split(outputs)
-        if scores.size and (float(scores.min()) < 0.0 or float(scores.max()) > 1.0):
+        seen = scores if np.isfinite(scores).all() else scores[np.isfinite(scores)]  # NaN hides the range
+        if seen.size and (float(seen.min()) < 0.0 or float(seen.max()) > 1.0):
             scores = (1.0 / (1.0 + np.exp(-scores))).astype(
                 np.float32
             )  # logits (Hugging Face export): sigmoid, as its post-processor
         class_ids = scores.argmax(axis=1).astype(np.int32)
         best = scores[np.arange(len(scores)), class_ids].astype(np.float32)
+        self._count_nan(best)
         h, w = self.input_size
         cxcywh = boxes.astype(np.float32) * np.array([w, h, w, h], np.float32)
         xyxy = np.concatenate([cxcywh[:, :2] - cxcywh[:, 2:] / 2, cxcywh[:, :2] + cxcywh[:, 2:] / 2], axis=1)

@@ -1,7 +1,15 @@
-"""``Detector``: backend + adapter + labels, the whole image -> Detections step, with stage timings."""
+"""``Detector``: backend + adapter + labels, the whole image -> Detections step, with stage timings.
+
+Outputs that are not detections never pass as ones: rows with NaN/inf scores or boxes (the adapters drop
+them) and class ids outside the labels are dropped, counted in ``invalid`` and logged (WARN, at most every
+10 s with the running total). Labels must match the model: a labels file with more or fewer names than the
+classes the output layout holds is a ConfigError naming ``detector.labels``, the file and both counts.
+"""
 
 from __future__ import annotations
 
+import logging
+import threading
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -11,11 +19,14 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from edge_vision.core import plugins
+from edge_vision.core import plugins, telemetry
 from edge_vision.core.detection.adapters import Thresholds, guess_adapter
 from edge_vision.core.detections import Detections
 from edge_vision.core.errors import ConfigError, ModelError, PluginError
 from edge_vision.core.interfaces import InferenceBackend, ModelAdapter
+
+log = logging.getLogger(__name__)
+_WARN_EVERY_S = 10.0
 
 
 @dataclass(slots=True)
@@ -68,6 +79,10 @@ class Detector:
         self.adapter = adapter
         self.labels = list(labels)
         self.timings = DetectorTimings()
+        self.invalid = 0  # output rows dropped so far: NaN/inf score or box, or a class id outside the labels
+        self._invalid_said = 0
+        self._invalid_said_at = 0.0
+        self._invalid_lock = threading.Lock()
         upload = getattr(backend, "upload", None)
         self._upload = upload if callable(upload) else None
         self._class_filter = self._filter(classes)
@@ -104,6 +119,7 @@ class Detector:
         """Build backend and adapter through the plugin registry; ``adapter='auto'`` reads the output layout.
 
         ``backend_params`` are the backend plugin's own ``PARAMS`` (validated; errors name ``detector.<key>``)."""
+        telemetry.disable()  # before any inference runtime is loaded (see core.telemetry)
         engine = plugins.build("backends", backend, backend_params or {}, where="detector", model_path=model)
         check_plugin(engine, InferenceBackend, "backends", backend)
         if adapter == "auto":
@@ -125,17 +141,33 @@ class Detector:
             raise ConfigError(f"model {model} embeds no class names: set detector.labels to a labels file")
         detector = cls(engine, model_adapter, names, classes)
         detector._check_output(Path(model))
+        count = getattr(model_adapter, "num_classes", None)
+        predicted = count(engine.output_shapes) if callable(count) else None
+        if predicted is not None and predicted != len(names):
+            # A shorter list showed the missing classes as numbers; a longer one named classes wrongly.
+            if labels:
+                raise ConfigError(
+                    f"detector.labels: {labels} has {len(names)} class names but model {model} predicts "
+                    f"{predicted} classes: use the labels file the model was trained with"
+                )
+            raise ModelError(
+                f"model {model} embeds {len(names)} class names but predicts {predicted} classes: "
+                "set detector.labels to the right labels file"
+            )
+        if detector.invalid:  # NaN/inf or class ids beyond the labels on a plain input: broken, not unlucky
+            raise ModelError(
+                f"model {model} gives {detector.invalid} output row(s) with NaN/inf scores or boxes or class ids "
+                f"beyond its {len(names)} labels on a blank image"
+            )
         return detector
 
     def _check_output(self, model: Path) -> None:
         """Run once on a blank image so a model that does not fit its adapter fails at start-up, not mid-stream."""
         h, w = self.backend.input_size
         try:
-            detections = self.detect(np.zeros((h, w, 3), np.uint8))
+            self.detect(np.zeros((h, w, 3), np.uint8))
         except ModelError as exc:
             raise ModelError(f"model {model} does not fit adapter {type(self.adapter).__name__}: {exc}") from exc
-        if len(detections) and int(detections.class_ids.max()) >= len(self.labels):
-            raise ModelError(f"model {model} predicts class ids beyond its {len(self.labels)} labels")
 
     def detect(self, image: NDArray[np.uint8]) -> Detections:
         t0 = time.perf_counter()
@@ -146,8 +178,32 @@ class Detector:
         outputs = self.backend.infer(tensor)
         t2 = time.perf_counter()
         detections = self.adapter.postprocess(outputs, transform)
+        invalid = int(getattr(self.adapter, "nonfinite", 0))
+        if len(detections):
+            known = (detections.class_ids >= 0) & (detections.class_ids < len(self.labels))
+            if not known.all():
+                invalid += int(len(known) - np.count_nonzero(known))
+                detections = detections[known]
+        if invalid:
+            self._count_invalid(invalid)
         if self._class_filter is not None:
             detections = detections[np.isin(detections.class_ids, self._class_filter)]
         t3 = time.perf_counter()
         self.timings = DetectorTimings((t1 - t0) * 1e3, (t2 - t1) * 1e3, (t3 - t2) * 1e3)
         return detections
+
+    def _count_invalid(self, rows: int) -> None:
+        """Rows of model output that were not detections: counted, and said at most every 10 s."""
+        now = time.monotonic()
+        with self._invalid_lock:  # several worker threads may share one detector's counters
+            self.invalid += rows
+            if now - self._invalid_said_at < _WARN_EVERY_S:
+                return
+            new, self._invalid_said, self._invalid_said_at = self.invalid - self._invalid_said, self.invalid, now
+        log.warning(
+            "detector: dropped %d output row(s) with NaN/inf scores or boxes or class ids outside the %d labels "
+            "(%d so far): check the model export / quantisation",
+            new,
+            len(self.labels),
+            self.invalid,
+        )

@@ -19,6 +19,7 @@ import itertools
 import logging
 import queue
 import time
+from collections import deque
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,7 +29,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from edge_vision.core import assets, config, plugins
-from edge_vision.core.actions.video import VideoWriter
+from edge_vision.core.actions.video import VideoRecorder
 from edge_vision.core.annotate import Annotator
 from edge_vision.core.detection.adapters import Thresholds
 from edge_vision.core.detection.detector import Detector, load_labels
@@ -40,6 +41,8 @@ from edge_vision.core.interfaces import Action, Rule, Source, Tracker
 from edge_vision.core.packet import FramePacket
 from edge_vision.core.runtime.graph import Graph
 from edge_vision.core.runtime.health import Health
+from edge_vision.core.runtime.rollout import Generation, Rollout
+from edge_vision.core.storage import StorageErrors, StorageGuard, check_writable, guards_for, recover_orphans
 from edge_vision.core.summary import RunSummary
 
 log = logging.getLogger(__name__)
@@ -55,7 +58,7 @@ def stage_name(camera: str, stage: str) -> str:
 
 
 def build_detector(detector: Mapping[str, Any]) -> Detector:
-    model = detector["model"] or str(assets.find(assets.DEFAULT_MODEL))
+    model = model_name(detector)
     labels = detector["labels"] or ("" if detector["model"] else str(assets.find(assets.DEFAULT_LABELS)))
     backend_params = {k: detector[k] for k in config.plugin_keys("detector", detector)}
     return Detector.from_config(
@@ -69,6 +72,11 @@ def build_detector(detector: Mapping[str, Any]) -> Detector:
         iou=detector["iou"],
         max_detections=detector["max_detections"],
     )
+
+
+def model_name(detector: Mapping[str, Any]) -> str:
+    """The model file ``detector`` values run: ``detector.model``, or the bundled default."""
+    return str(detector["model"] or assets.find(assets.DEFAULT_MODEL))
 
 
 def resolve_labels(detector: Mapping[str, Any]) -> list[str] | None:
@@ -134,15 +142,43 @@ def build_actions(events: Mapping[str, Any], labels: Sequence[str]) -> list[Acti
 
 
 class DetectStage:
-    """One detector (inference session) per worker thread; a worker takes whichever session is free."""
+    """One detector (inference session) per worker thread; a worker takes whichever session is free.
 
-    def __init__(self, detectors: Sequence[Detector]) -> None:
-        self.detectors = list(detectors)
-        self.labels = self.detectors[0].labels
-        self._free: queue.SimpleQueue[Detector] = queue.SimpleQueue()
+    The sessions form a ``Generation`` (one model): ``swap`` replaces it before the next frame (model roll-out,
+    runtime/rollout.py); a session in use finishes its frame and goes back to its own generation's pool."""
+
+    SAMPLES = 3  # recent frames kept (references) to validate a new model on
+
+    def __init__(self, detectors: Sequence[Detector], model: str = "") -> None:
+        self.labels = detectors[0].labels
         self._pending: tuple[Thresholds, Sequence[str] | None, set[int]] | None = None
-        for detector in self.detectors:
-            self._free.put(detector)
+        self._samples: deque[NDArray[np.uint8]] = deque(maxlen=self.SAMPLES)
+        self.generation = Generation(model, list(detectors))
+        self._free: queue.SimpleQueue[Detector] = self._pool(self.generation)
+
+    @staticmethod
+    def _pool(generation: Generation) -> queue.SimpleQueue[Detector]:
+        free: queue.SimpleQueue[Detector] = queue.SimpleQueue()
+        for detector in generation.detectors:
+            free.put(detector)
+        return free
+
+    @property
+    def detectors(self) -> list[Detector]:
+        return self.generation.detectors
+
+    def swap(self, generation: Generation) -> Generation:
+        """Put ``generation``'s sessions in place (before the next frame); returns the replaced generation."""
+        old = self.generation
+        pending = self._pending
+        if pending is not None:
+            for detector in generation.detectors:  # the live thresholds/classes carry over
+                detector.retune(pending[0], pending[1])
+        self._free, self.generation = self._pool(generation), generation
+        return old
+
+    def samples(self) -> list[NDArray[np.uint8]]:
+        return list(self._samples)
 
     def retune(self, thresholds: Thresholds, classes: Sequence[str] | None) -> None:
         """Validate now; each session takes the new values before its next frame."""
@@ -152,7 +188,8 @@ class DetectStage:
     def process(self, packet: FramePacket) -> FramePacket:
         if packet.image is None:
             raise ValueError("the detector needs a packet with an image")
-        detector = self._free.get()
+        free, generation = self._free, self.generation
+        detector = free.get()
         pending = self._pending
         if pending is not None and id(detector) not in pending[2]:
             detector.retune(pending[0], pending[1])
@@ -160,8 +197,13 @@ class DetectStage:
         try:
             packet.detections = detector.detect(packet.image)
             timings = detector.timings
+        except Exception:
+            generation.record(None)
+            raise
         finally:
-            self._free.put(detector)
+            free.put(detector)  # back to its own pool: a swapped-out generation's pool is dropped with it
+        generation.record(timings.inference_ms)
+        self._samples.append(packet.image)
         packet.timings_ms["preprocess"] = timings.preprocess_ms
         packet.timings_ms["inference"] = timings.inference_ms
         packet.timings_ms["postprocess"] = timings.postprocess_ms
@@ -235,19 +277,41 @@ class EventStage:
 
 
 class ActionStage:
-    def __init__(self, actions: Sequence[Action]) -> None:
+    """Every action on every frame's events. A storage error of one action (disk full, read-only: its file,
+    ``path`` where it has one) goes to ``storage`` (reported once, on /diagnostics; ``pipeline.on_storage_error``)
+    and the other actions still run; any other error is the stage's error as before."""
+
+    def __init__(self, actions: Sequence[Action], storage: StorageErrors | None = None) -> None:
         self.actions = list(actions)
+        self.storage = storage
+
+    def _where(self, action: Action) -> str:
+        return str(getattr(action, "path", "") or type(action).__name__)
+
+    def _consequence(self, action: Action) -> str:
+        lost = getattr(action, "lost", None)
+        return f"{lost} events not written" if isinstance(lost, int) else "action skipped"
 
     def process(self, packet: FramePacket) -> None:
         tracks = packet.tracks if packet.tracks is not None else Detections.empty()
         for action in self.actions:
-            action.handle(packet.events, packet.meta, tracks)
+            try:
+                action.handle(packet.events, packet.meta, tracks)
+            except OSError as exc:
+                if self.storage is None or not self.storage.failed(self._where(action), exc, self._consequence(action)):
+                    raise
+                continue
+            if self.storage is not None and packet.events:
+                self.storage.recovered(self._where(action))
 
     def close(self) -> None:
-        errors = []
+        errors: list[Exception] = []
         for action in self.actions:
             try:
                 action.close()
+            except OSError as exc:
+                if self.storage is None or not self.storage.failed(self._where(action), exc, self._consequence(action)):
+                    errors.append(exc)
             except Exception as exc:  # close every action, then report
                 errors.append(exc)
         if errors:
@@ -256,8 +320,9 @@ class ActionStage:
 
 class AnnotateStage:
     """Draws rules, boxes and labels on a copy of the frame (``packet.annotated``) when someone wants it:
-    the video file, or ``wanted()`` (a ROS subscriber). The video is written at the rate of the frames it
-    holds: its fps comes from the stamps of its first two frames (or ``video_fps``)."""
+    the video file, or ``wanted()`` (a ROS subscriber). The video (``actions.video.VideoRecorder``) is written
+    at the rate of the frames it holds: its fps comes from the stamps of its first two frames (or
+    ``video_fps``); ``segment_s`` splits it into time-named files; a storage error pauses it (``storage``)."""
 
     def __init__(
         self,
@@ -266,17 +331,27 @@ class AnnotateStage:
         *,
         video_path: str = "",
         video_fps: float = 0.0,
+        segment_s: float = 0.0,
+        storage: StorageErrors | None = None,
         wanted: Callable[[], bool] = lambda: False,
     ) -> None:
         self.labels = list(labels)
         self.rules = list(rules)
         self.annotator = Annotator()
         self.video_path = video_path
-        self.video_fps = video_fps
         self.wanted = wanted
-        self.video: VideoWriter | None = None
-        self.frames_written = 0
-        self._first: tuple[int, NDArray[np.uint8]] | None = None
+        self.video = (
+            VideoRecorder(video_path, fps=video_fps, segment_s=segment_s, storage=storage) if video_path else None
+        )
+
+    @property
+    def frames_written(self) -> int:
+        return self.video.frames_written if self.video is not None else 0
+
+    @property
+    def video_files(self) -> list[str]:
+        """The video files written (one, or the segments), published at close (segments as they complete)."""
+        return list(self.video.files) if self.video is not None else []
 
     def process(self, packet: FramePacket) -> FramePacket:
         if not self.video_path and not self.wanted():
@@ -287,33 +362,11 @@ class AnnotateStage:
         tracks = packet.tracks if packet.tracks is not None else packet.detections
         image = self.annotator.annotate(frame, tracks, self.labels, self.rules)
         packet.annotated = image
-        if self.video_path:
-            self._write(packet.meta.stamp_ns, image)
+        if self.video is not None:
+            self.video.write(packet.meta.stamp_ns, image)
         return packet
 
-    def _write(self, stamp_ns: int, image: NDArray[np.uint8]) -> None:
-        if self.video is None:
-            if self._first is None and not self.video_fps:
-                self._first = (stamp_ns, image)
-                return
-            fps = self.video_fps
-            if not fps and self._first is not None and stamp_ns > self._first[0]:
-                fps = 1e9 / (stamp_ns - self._first[0])
-            self._open(fps or 10.0)
-        assert self.video is not None
-        self.video.write(image)
-        self.frames_written += 1
-
-    def _open(self, fps: float) -> None:
-        self.video = VideoWriter(self.video_path, fps=fps)
-        if self._first is not None:
-            self.video.write(self._first[1])
-            self.frames_written += 1
-            self._first = None
-
     def close(self) -> None:
-        if self._first is not None:  # a one-frame video
-            self._open(self.video_fps or 10.0)
         if self.video is not None:
             self.video.close()
 
@@ -367,15 +420,33 @@ class Pipeline:
         self.fatal: EdgeVisionError | None = None
         self.cameras: dict[str, CameraParts] = {}
         self.detect: DetectStage | None = None
+        self.rollout: Rollout | None = None  # detector.model changes while running (runtime/rollout.py)
         self.actions: ActionStage | None = None
         self._track_stages: dict[str, TrackStage] = {}
         self._closers: list[Callable[[], Any]] = []
+        # Output writers report storage errors here (core/storage.py); guards keep recordings within limits.
+        self.storage = StorageErrors(self.health, pipeline["on_storage_error"])
+        self.guards: list[StorageGuard] = []
         queue_size = pipeline["queue_size"]
         try:
             camera_sections = config.camera_sections(sections)
             if "detect" in self.stages:
                 workers = sections["detector"]["workers"]
-                self.detect = DetectStage([build_detector(sections["detector"]) for _ in range(workers)])
+                self.detect = DetectStage(
+                    [build_detector(sections["detector"]) for _ in range(workers)], model_name(sections["detector"])
+                )
+                started = sections["detector"]  # the labels file of the model this pipeline started with
+                self._labels_file = started["labels"] or (
+                    "" if started["model"] else str(assets.find(assets.DEFAULT_LABELS))
+                )
+                self.rollout = Rollout(
+                    health=self.health,
+                    build=self._rollout_detector,
+                    swap=self.detect.swap,
+                    current=lambda: self.detect.generation if self.detect is not None else Generation("", []),
+                    samples=self.detect.samples,
+                )
+                self._closers.append(self.rollout.close)
                 labels = self.detect.labels
             self.labels: list[str] = list(labels or [])
             if not self.labels and any(s in self.stages for s in ("track", "events", "annotate")):
@@ -387,6 +458,7 @@ class Pipeline:
                 if "source" in self.stages:
                     parts.source = build_source(camera, clock)
                     self._closers.append(parts.source.close)
+            video_folder = self._prepare_video_folder()
             # Stages are added upstream first: that is the order the graph drains them in at the end.
             for parts in self.cameras.values():
                 if parts.source is not None:
@@ -406,19 +478,52 @@ class Pipeline:
                 # One action stage for every camera (events carry their camera_id): one events.jsonl per run,
                 # written by one thread in arrival order, never by two writers of one path.
                 actions = build_actions(sections["events"], self.labels)
+                written = {Path(str(getattr(a, "path", ""))).parent for a in actions if getattr(a, "path", None)}
+                for folder in written - {video_folder}:
+                    recover_orphans(folder)  # after opening: this run's own (locked) temp files are left alone
                 if actions:
-                    self.actions = ActionStage(actions)
+                    self.actions = ActionStage(actions, self.storage)
                     self._closers.append(self.actions.close)
                     self.graph.add_stage(
                         "actions", self.actions.process, queue_size=max(queue_size, 64), close=self.actions.close
                     )
             self._wire()
+            recordings = [
+                (Path(parts.annotate.video_path).parent, parts.annotate.video.patterns)
+                for parts in self.cameras.values()
+                if parts.annotate is not None and parts.annotate.video is not None
+            ]
+            self.guards = guards_for(recordings, pipeline, self.health)
             self.view = attach_view(self, pipeline)  # Foxglove WebSocket view (pipeline.foxglove), taps only
             if self.view is not None:
                 self._closers.append(self.view.close)
+            # Watchdogs, resource guards and load shedding, metrics: one supervisor per pipeline (core/ops).
+            from edge_vision.core.ops.supervisor import Supervisor  # core.ops imports the runtime: import at use
+
+            self.ops = Supervisor(
+                self.graph,
+                self.health,
+                pipeline,
+                clock=clock,
+                camera_of=self.camera_of,
+                cameras={name: parts.camera_id for name, parts in self.cameras.items()},
+                output_dir=sections["events"]["output_dir"] or str(Path(sections["visualizer"]["video_path"]).parent),
+                detect="detect" if self.detect is not None else None,
+            )
+            self._closers.append(self.ops.close)
         except BaseException:
             self._release()
             raise
+
+    def _prepare_video_folder(self) -> Path | None:
+        """The annotated video's folder: writable (else a ConfigError naming ``visualizer.video_path``, before
+        any work, rather than one failure per frame), and what a killed earlier run left there recovered."""
+        video_path = self.sections["visualizer"]["video_path"]
+        if "annotate" not in self.stages or not video_path:
+            return None
+        folder = check_writable(Path(video_path).parent, "visualizer.video_path")
+        recover_orphans(folder)
+        return folder
 
     def _build_camera(self, parts: CameraParts, queue_size: int, wanted: Callable[[str, str], bool]) -> None:
         name, graph, sections = parts.name, self.graph, self.sections
@@ -455,6 +560,8 @@ class Pipeline:
                 rules,
                 video_path=video_path,
                 video_fps=visualizer["video_fps"],
+                segment_s=visualizer["segment_s"],
+                storage=self.storage,
                 wanted=lambda: wanted(name, "annotate"),
             )
             self._closers.append(parts.annotate.close)
@@ -508,6 +615,7 @@ class Pipeline:
 
     def _frame_done(self, packet: FramePacket) -> None:
         self.health.frame_done(self._camera_of(packet), (time.perf_counter() - packet.created) * 1e3)
+        self.ops.frame_done(packet.meta.camera_id, packet.meta.stamp_ns)
 
     def _on_detected(self, packet: FramePacket) -> None:
         self.summary.on_detections(packet.detections)
@@ -528,6 +636,11 @@ class Pipeline:
             self.fatal = exc
         self.health.fail(str(exc))
 
+    def _rollout_detector(self, values: Mapping[str, Any]) -> Detector:
+        """A session of a model being rolled out: without its own detector.labels it takes the running
+        model's labels file (it must have the running model's classes anyway)."""
+        return build_detector({**values, "labels": values["labels"] or self._labels_file})
+
     def reconfigure(self, section: str, values: Mapping[str, Any]) -> None:
         """Apply changed parameters of ``section`` (resolved values) on each stage's next frame. Everything is
         validated (and rules and trackers built) before anything changes: an error raises ``ConfigError``
@@ -535,6 +648,8 @@ class Pipeline:
         if section == "detector" and self.detect is not None:
             thresholds = Thresholds(values["confidence"], values["iou"], values["max_detections"])
             self.detect.retune(thresholds, values["classes"] or None)
+            if model_name(values) != self.detect.generation.model and self.rollout is not None:
+                self.rollout.install(values)  # validated first: raises ModelError and changes nothing
         elif section == "tracker":
             params = {k: values[k] for k in config.plugin_keys("tracker", values)}
             fresh = {name: build_tracker(values) for name, parts in self.cameras.items() if parts.tracker}
@@ -570,14 +685,20 @@ class Pipeline:
         if self.view is not None:
             self.view.start()  # waits up to pipeline.foxglove_wait s for a client before the first frame
         self.summary.started = time.perf_counter()
+        for guard in self.guards:
+            guard.start()
+        self.ops.start()
         self.graph.start()
 
     def run(self, timeout: float | None = None) -> bool:
         """Start, run every source to its end (or ``stop``), drain and close. True when the run succeeded."""
+        from edge_vision.core.ops import sdnotify
+
         self.start()
         try:
             self.graph.wait(timeout)
         finally:
+            sdnotify.stopping()  # systemd: the process is ending (RosPipeline.run says so for the executables)
             self.close()
         return self.succeeded
 
@@ -585,7 +706,12 @@ class Pipeline:
         self.graph.stop()
 
     def close(self) -> bool:
-        clean = self.graph.close()
+        """Drain (up to ``pipeline.stop_timeout_s``; past it, what is left is abandoned: ``graph.abandoned``),
+        finish every output and stop the storage guards. True when every thread ended in time."""
+        clean = self.graph.close(timeout=self.sections["pipeline"]["stop_timeout_s"])
+        self.ops.close()
+        for guard in self.guards:
+            guard.close()
         if self.view is not None:
             self.view.close()
         self.summary.finish()

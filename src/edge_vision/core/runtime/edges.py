@@ -88,6 +88,17 @@ class Edge(Generic[T]):
             self._not_full.notify()
             return item
 
+    def prune(self, select: Callable[[list[T]], list[T]]) -> list[T]:
+        """Remove the queued items that ``select`` picks from the queue's items (oldest first); returns them
+        (the lag guard skipping to the newest frame). Not counted here: the caller says why they went."""
+        with self._lock:
+            gone = select(list(self._items))
+            if gone:
+                ids = {id(item) for item in gone}
+                self._items = deque(item for item in self._items if id(item) not in ids)
+                self._not_full.notify_all()
+        return gone
+
     def close(self) -> None:
         """No more items: consumers drain what is queued, then see ``Closed``; blocked producers return."""
         with self._lock:

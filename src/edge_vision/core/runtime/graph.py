@@ -32,6 +32,10 @@ log = logging.getLogger(__name__)
 Process = Callable[[FramePacket], FramePacket | None]
 Router = Callable[[FramePacket], str | None]
 Tap = Callable[[FramePacket], None]
+# A stop past pipeline.stop_timeout_s: threads get this long to finish the item in hand once the queues are
+# emptied, so a stage that is merely slow still closes (its video finished) and only a stuck one is abandoned.
+ABANDON_GRACE_S = 1.0
+Screen = Callable[[FramePacket], bool]  # False: the item is dropped before the stage runs (the screen counts it)
 
 
 @dataclass(slots=True)
@@ -44,6 +48,7 @@ class _Stage:
     close: Callable[[], None] | None
     outputs: list[str | Router] = field(default_factory=list)
     taps: list[Tap] = field(default_factory=list)
+    screens: list[Screen] = field(default_factory=list)
     threads: list[threading.Thread] = field(default_factory=list)
     take_lock: threading.Lock = field(default_factory=threading.Lock)
     order_lock: threading.Lock = field(default_factory=threading.Lock)
@@ -72,6 +77,10 @@ class Graph:
         self._running.set()
         self._started = False
         self._closed = False
+        self.abandoned: dict[str, str] = {}  # set by a ``close`` that ran out of time: stage -> what was left
+        # Items a stage is working on now, by thread: (stage, since time.monotonic(), camera_id, sequence). The
+        # stuck-stage watchdog (core/ops) reads it; two dict operations per item, no lock (atomic under the GIL).
+        self._busy: dict[int, tuple[str, float, str, int]] = {}
         self.health.on_failure(lambda reason: self.stop())
 
     # -- building ------------------------------------------------------------------------------------------
@@ -128,6 +137,21 @@ class Graph:
 
     def tap(self, name: str, callback: Tap) -> None:
         self._node(name).taps.append(callback)
+
+    def screen(self, name: str, check: Screen) -> None:
+        """Run ``check`` on each item stage ``name`` takes, before it runs (after its queue): False drops the item,
+        neither processed nor timed; ``check`` counts it. The load shedding and lag guards of core/ops."""
+        self._stages[name].screens.append(check)
+
+    def prune(self, name: str, select: Callable[[list[FramePacket]], list[FramePacket]]) -> list[FramePacket]:
+        """Remove from stage ``name``'s queue the items ``select`` picks out of the queued ones (oldest first);
+        returns them (the caller counts them as drops)."""
+        edge = self._stages[name].edge
+        return edge.prune(select) if edge is not None else []
+
+    def busy(self) -> list[tuple[str, float, str, int]]:
+        """What each stage is working on now: (stage, since time.monotonic(), camera_id, sequence) per item."""
+        return list(self._busy.copy().values())
 
     def _node(self, name: str) -> _Stage | _Source:
         node = self._stages.get(name) or self._sources.get(name)
@@ -205,37 +229,63 @@ class Graph:
 
     def close(self, timeout: float = 10.0) -> bool:
         """Stop sources, let queued packets flow out stage by stage (in the order stages were added, which is
-        upstream first), join every thread and release every stage. True when every thread ended in time."""
+        upstream first), join every thread and release every stage. True when every thread ended in time.
+
+        Past ``timeout`` (``pipeline.stop_timeout_s``: a stage stuck, or too much queued) whatever is still
+        queued is abandoned, every thread gets ``ABANDON_GRACE_S`` to finish the item in hand, and only stages
+        whose threads have all ended are closed (a video still being written to is never finished under its
+        writer: its temp file is recovered on the next start). ``abandoned`` says what was left, and it is
+        logged."""
         if self._closed:
             return True
         self._closed = True
         self.stop()
         deadline = time.monotonic() + timeout
-        clean = True
         for source in self._sources.values():
             if source.thread is not None:
                 source.thread.join(max(0.0, deadline - time.monotonic()))
-                clean &= not source.thread.is_alive()
         for stage in self._stages.values():
             if stage.edge is not None:
                 stage.edge.close()
             for thread in stage.threads:
                 thread.join(max(0.0, deadline - time.monotonic()))
-                clean &= not thread.is_alive()
+        clean = not self.alive_threads()
+        if not clean:
+            for stage in self._stages.values():
+                if stage.edge is not None:
+                    stage.edge.close()
+                    left = stage.edge.prune(lambda items: items)
+                    if left:
+                        self.abandoned[stage.name] = f"{len(left)} queued frames"
+            grace = time.monotonic() + ABANDON_GRACE_S
+            for thread in [t for s in self._stages.values() for t in s.threads]:
+                thread.join(max(0.0, grace - time.monotonic()))
         for stage in self._stages.values():
             if stage.close is not None:
+                if any(t.is_alive() for t in stage.threads):
+                    queued = self.abandoned.get(stage.name)
+                    self.abandoned[stage.name] = "; ".join(filter(None, (queued, "still busy, not closed")))
+                    continue
                 try:
                     stage.close()
                 except Exception as exc:  # one stage's close must not keep the others from releasing
                     self.health.error(stage.name, exc)
                     log.exception("closing stage %s failed", stage.name)
         for source in self._sources.values():
+            if source.thread is not None and source.thread.is_alive():
+                self.abandoned[source.name] = "still decoding, not closed"
+                continue
             try:
                 source.source.close()
             except Exception:
                 log.exception("closing source %s failed", source.name)
         if not clean:
-            log.error("graph closed with threads still running: %s", self.alive_threads())
+            log.error(
+                "stop: not drained within %.1f s (pipeline.stop_timeout_s); abandoned: %s; threads still running: %s",
+                timeout,
+                ", ".join(f"{name}: {what}" for name, what in self.abandoned.items()) or "nothing queued",
+                self.alive_threads(),
+            )
         return clean
 
     def alive_threads(self) -> list[str]:
@@ -287,7 +337,12 @@ class Graph:
         return stage.edge.put(packet)
 
     def _run(self, stage: _Stage, packet: FramePacket) -> FramePacket | None:
+        for check in stage.screens:
+            if not check(packet):
+                return None
         t0 = time.perf_counter()
+        thread = threading.get_ident()
+        self._busy[thread] = (stage.name, time.monotonic(), packet.meta.camera_id, packet.meta.sequence)
         try:
             result = stage.process(packet)
         except Exception as exc:  # one bad item must not kill the stage thread
@@ -303,6 +358,8 @@ class Graph:
             else:
                 log.error("%s", self.health.failure)
             return None
+        finally:
+            self._busy.pop(thread, None)
         self.health.record(stage.name, (time.perf_counter() - t0) * 1e3)
         return result
 

@@ -148,7 +148,9 @@ class Health:
         self._latency: dict[str, deque[float]] = {}
         self._processed: dict[str, int] = {}
         self.failure: str | None = None
+        self.failure_code = 1  # the process's exit code when failed (fail(code=...): ops guards, core/ops)
         self._on_failure: list[Callable[[str], None]] = []
+        self._observers: list[Callable[[str, float], None]] = []  # every latency recorded (metrics histograms)
         self._conditions: dict[tuple[str, str], Condition] = {}
 
     # -- writers -------------------------------------------------------------------------------------------
@@ -171,6 +173,13 @@ class Health:
             entry.consecutive_errors = 0
             entry.latencies_ms.append(ms)
             entry.done_at.append(now)
+        for observe in self._observers:
+            observe(name, ms)
+
+    def on_record(self, observer: Callable[[str, float], None]) -> None:
+        """Call ``observer(stage, ms)`` for every latency recorded (Prometheus histograms keep every sample;
+        the report keeps the last 300)."""
+        self._observers.append(observer)
 
     def error(self, name: str, exc: BaseException) -> bool:
         """A stage failed on one item. True when that exhausted the error budget (the graph is now failed)."""
@@ -195,11 +204,14 @@ class Health:
             entry.dropped += count
             entry.last_drop_at = time.monotonic()
 
-    def fail(self, reason: str) -> None:
+    def fail(self, reason: str, code: int = 1) -> None:
+        """Mark the run failed (the graph stops); ``code``: the exit code it asks for (core/ops: 3 memory, 4
+        watchdog), kept from the first failure."""
         with self._lock:
             first = self.failure is None
             if first:
                 self.failure = reason
+                self.failure_code = code
         if first:
             self._notify_failure()
 

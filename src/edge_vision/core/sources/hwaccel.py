@@ -25,6 +25,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from edge_vision.core.secrets import redact
 from edge_vision.core.sources.packet_ring import EncodedPacket
 
 log = logging.getLogger(__name__)
@@ -191,7 +192,8 @@ class Decoder:
         if key in self._said:
             return
         self._said.add(key)
-        log.warning("camera %s: %s; decoding in software (%s)", self.camera, message, self.software_label)
+        # FFmpeg's device errors may quote the stream they were opened for: masked like every source message.
+        log.warning("camera %s: %s; decoding in software (%s)", self.camera, redact(message), self.software_label)
 
     # -- decoding ------------------------------------------------------------------------------------------
 

@@ -26,6 +26,7 @@ import logging
 import random
 import threading
 import time
+import traceback
 from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -36,6 +37,7 @@ from edge_vision.core.config import Param
 from edge_vision.core.errors import ConfigError, SourceError
 from edge_vision.core.frame import Frame
 from edge_vision.core.runtime.health import SourceStatus
+from edge_vision.core.secrets import redact
 from edge_vision.core.sources.calibration import CALIBRATION_PARAMS, CameraInfo, calibration_from_params
 from edge_vision.core.sources.hwaccel import HWACCEL_CHOICES, THREAD_TYPES, Decoder
 from edge_vision.core.sources.packet_ring import EncodedPacket, PacketRing, StreamParams
@@ -420,8 +422,8 @@ class LiveSource:
         try:
             self._supervise()
         except Exception as exc:  # a bug here must fail the camera visibly, not leave frames() waiting for ever
-            log.exception("camera %s: capture thread failed", self.camera_id)
-            self._fail(f"{self.where}: capture of {self.describe()} failed: {type(exc).__name__}: {exc}")
+            log.error("camera %s: capture thread failed:\n%s", self.camera_id, _traceback(exc))
+            self._fail(f"{self.where}: capture of {self.describe()} failed: {redact(f'{type(exc).__name__}: {exc}')}")
         finally:
             with self._cond:
                 self._cond.notify_all()
@@ -490,7 +492,7 @@ class LiveSource:
         except Exception as exc:  # a read error is a reason to reconnect, whatever FFmpeg says
             reason = self._explain(exc, opening=False, elapsed=time.monotonic() - t0)
             if not _is_io_error(exc):
-                log.exception("camera %s: unexpected capture error", self.camera_id)
+                log.error("camera %s: unexpected capture error:\n%s", self.camera_id, _traceback(exc))
         finally:
             with contextlib.suppress(Exception):  # a dead connection may fail to close; it is gone either way
                 container.close()
@@ -549,8 +551,8 @@ class LiveSource:
             except Exception as exc:  # a corrupt packet costs its frame, not the stream
                 self.decode_errors += 1
                 if self.decode_errors == 1 or self.decode_errors % 100 == 0:
-                    count = self.decode_errors
-                    log.warning("camera %s: undecodable packet (%d so far): %s", self.camera_id, count, exc)
+                    count, why = self.decode_errors, redact(str(exc))
+                    log.warning("camera %s: undecodable packet (%d so far): %s", self.camera_id, count, why)
                 continue
             self._hardware_failed = decoder.hardware_failed
             self.decoder = decoder.label
@@ -625,6 +627,11 @@ class LiveSource:
         if key not in self._said:
             self._said.add(key)
             log.warning("camera %s: %s", self.camera_id, message)
+
+
+def _traceback(exc: BaseException) -> str:
+    """A traceback for the log with secrets masked (FFmpeg errors quote the URL they failed on)."""
+    return redact("".join(traceback.format_exception(exc)).rstrip())
 
 
 def _is_io_error(exc: BaseException) -> bool:

@@ -12,41 +12,28 @@ starts fast (``probesize`` / ``analyzeduration_s``: measured on the test RTSP se
 took 0.95 s to the first frame, these defaults 0.06 s) and does not buffer (``fflags=nobuffer``). A live
 HLS playlist starts at its newest segment. Everything else is in ``live.LIVE_PARAMS`` (reconnects, stall
 detection, hardware decoding, fps cap, timestamps, pre-roll packets, calibration). Messages name the URI with
-any password (and token-like query values) replaced by ``***``.
+any password (and token-like query values) replaced by ``***`` (``core.secrets.redact``). A password can come
+from the environment instead of the config: ``uri: rtsp://user:${CAM1_PASSWORD}@host/stream1`` is expanded
+at each (re)connection, so neither the file nor the ROS parameter holds it.
 """
 
 from __future__ import annotations
 
-import re
 import socket
 from typing import Any, ClassVar
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
+from edge_vision.core import secrets
 from edge_vision.core.config import Param
 from edge_vision.core.errors import ConfigError
+from edge_vision.core.secrets import redact
 from edge_vision.core.sources.live import LIVE_PARAMS, LiveSource
+
+__all__ = ["StreamSource", "redact"]
 
 SCHEMES = ("rtsp", "rtsps", "rtmp", "rtmps", "http", "https", "srt", "udp", "tcp")
 TRANSPORTS = ("tcp", "udp", "udp_multicast", "http", "auto")
 _DEFAULT_PORTS = {"rtsp": 554, "rtsps": 322, "rtmp": 1935, "rtmps": 443, "http": 80, "https": 443}
-_SECRET_KEYS = re.compile(r"pass|pwd|token|secret|key|auth|sig", re.IGNORECASE)
-_USERINFO = re.compile(r"(\w+://[^/@\s:]*:)[^/@\s]*@")
-
-
-def redact(uri: str) -> str:
-    """``uri`` without its password and secret-looking query values."""
-    try:
-        parts = urlsplit(uri)
-    except ValueError:
-        return _USERINFO.sub(r"\1***@", uri)
-    netloc = parts.netloc
-    if parts.password is not None:
-        netloc = f"{parts.username or ''}:***@{netloc.rpartition('@')[2]}"
-    query = parts.query
-    if query:
-        pairs = parse_qsl(query, keep_blank_values=True)
-        query = urlencode([(k, "***" if _SECRET_KEYS.search(k) else v) for k, v in pairs], safe="*")
-    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
 
 
 def _tcp_probe(host: str, port: int, timeout: float) -> str | None:
@@ -103,8 +90,9 @@ class StreamSource(LiveSource):
             )
         if transport not in TRANSPORTS:
             raise ConfigError(f"camera.transport must be one of {list(TRANSPORTS)}, got {transport!r}")
+        secrets.check_references(uri, "camera.uri")  # a missing variable fails now, naming it
         super().__init__(camera_id=camera_id, **live)
-        self.uri = uri
+        self.uri = uri  # as configured: ${NAME} references stay unexpanded until the stream is opened
         self.scheme = scheme
         self.transport = transport
         self.options = self._options(probesize, analyzeduration_s, options)
@@ -137,7 +125,8 @@ class StreamSource(LiveSource):
     def _open(self) -> Any:
         import av
 
-        return av.open(self.uri, options=self.options, timeout=(self.open_timeout_s, self.stall_timeout_s))
+        uri = secrets.expand(self.uri, "camera.uri")  # at each attempt: a rotated secret is taken on reconnect
+        return av.open(uri, options=self.options, timeout=(self.open_timeout_s, self.stall_timeout_s))
 
     def _sender_base_ns(self, container: Any) -> int | None:
         # RTSP: FFmpeg learns the sender's wall clock of pts 0 from its first RTCP sender report.
@@ -145,8 +134,7 @@ class StreamSource(LiveSource):
         return int(realtime) * 1000 if realtime else None
 
     def _explain(self, exc: BaseException, *, opening: bool, elapsed: float) -> str:
-        text = str(getattr(exc, "strerror", None) or exc)
-        text = text.replace(self.uri, self.describe())
+        text = redact(str(getattr(exc, "strerror", None) or exc))
         where = self.describe()
         # PyAV's timeout interrupted FFmpeg: while opening, FFmpeg's RTSP demuxer reports that as "Invalid data"
         # (measured with a SIGSTOPped server), so the elapsed time tells.
@@ -155,7 +143,7 @@ class StreamSource(LiveSource):
         if "Immediate exit requested" in text:
             return f"{where}: no data for {self.stall_timeout_s:.1f} s"
         if opening:
-            parts = urlsplit(self.uri)
+            parts = urlsplit(secrets.expand(self.uri, "camera.uri"))  # the host may come from the environment
             port = parts.port or _DEFAULT_PORTS.get(self.scheme)
             if parts.hostname and port and self.scheme in _DEFAULT_PORTS:
                 why = _tcp_probe(parts.hostname, port, min(1.0, self.open_timeout_s))
