@@ -65,15 +65,14 @@ def sample_frames(source: str, count: int = SAMPLE_FRAMES) -> list[NDArray[np.ui
 def validate_offline(model: Path, args: argparse.Namespace) -> float:
     from edge_vision.cli import load_sections
     from edge_vision.core import assets
-    from edge_vision.core.runtime.build import build_detector
+    from edge_vision.core.runtime.build import build_detector, labels_file
     from edge_vision.core.runtime.rollout import validate
 
     sections = load_sections(args.config, argparse.Namespace())  # not args: its ``model`` is the new one
     running = sections["detector"]
     # Like a live roll-out: without detector.labels a model takes the configured model's labels (the bundled
     # COCO names for the default model).
-    labels = running["labels"] or ("" if running["model"] else str(assets.find(assets.DEFAULT_LABELS)))
-    detector = {**running, "model": str(model), "labels": labels}
+    detector = {**running, "model": str(model), "labels": labels_file(running)}
     samples = args.samples or sections["camera"].get("uri") or str(assets.find(assets.DEFAULT_VIDEO))
     return validate(str(model), [build_detector(detector)], sample_frames(samples))
 

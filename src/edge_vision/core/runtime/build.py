@@ -32,7 +32,7 @@ from edge_vision.core import assets, config, plugins
 from edge_vision.core.actions.video import VideoRecorder
 from edge_vision.core.annotate import Annotator
 from edge_vision.core.detection.adapters import Thresholds
-from edge_vision.core.detection.detector import Detector, load_labels
+from edge_vision.core.detection.detector import Detector
 from edge_vision.core.detections import Detections
 from edge_vision.core.errors import EdgeVisionError
 from edge_vision.core.foxglove_view import attach_view
@@ -57,9 +57,15 @@ def stage_name(camera: str, stage: str) -> str:
     return f"{camera}/{stage}" if camera else stage
 
 
+def labels_file(detector: Mapping[str, Any]) -> str:
+    """The class-name file ``detector`` values use: ``detector.labels``, COCO for the bundled model, else ""
+    (then the model must embed its names)."""
+    return str(detector["labels"] or ("" if detector["model"] else assets.find(assets.DEFAULT_LABELS)))
+
+
 def build_detector(detector: Mapping[str, Any]) -> Detector:
     model = model_name(detector)
-    labels = detector["labels"] or ("" if detector["model"] else str(assets.find(assets.DEFAULT_LABELS)))
+    labels = labels_file(detector)
     backend_params = {k: detector[k] for k in config.plugin_keys("detector", detector)}
     return Detector.from_config(
         model,
@@ -77,15 +83,6 @@ def build_detector(detector: Mapping[str, Any]) -> Detector:
 def model_name(detector: Mapping[str, Any]) -> str:
     """The model file ``detector`` values run: ``detector.model``, or the bundled default."""
     return str(detector["model"] or assets.find(assets.DEFAULT_MODEL))
-
-
-def resolve_labels(detector: Mapping[str, Any]) -> list[str] | None:
-    """Labels from the config, COCO for the bundled model, else None (then the model must embed them)."""
-    if detector["labels"]:
-        return load_labels(detector["labels"])
-    if not detector["model"]:
-        return load_labels(assets.find(assets.DEFAULT_LABELS))
-    return None
 
 
 def build_source(camera: Mapping[str, Any], clock: Callable[[], int] = time.time_ns) -> Source:
@@ -435,10 +432,8 @@ class Pipeline:
                 self.detect = DetectStage(
                     [build_detector(sections["detector"]) for _ in range(workers)], model_name(sections["detector"])
                 )
-                started = sections["detector"]  # the labels file of the model this pipeline started with
-                self._labels_file = started["labels"] or (
-                    "" if started["model"] else str(assets.find(assets.DEFAULT_LABELS))
-                )
+                # A model rolled out without its own detector.labels takes the started model's labels file.
+                self._labels_file = labels_file(sections["detector"])
                 self.rollout = Rollout(
                     health=self.health,
                     build=self._rollout_detector,
