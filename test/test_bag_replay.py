@@ -28,9 +28,6 @@ from typing import Any
 import cv2
 import numpy as np
 import pytest
-import rclpy
-from rclpy.context import Context
-from rclpy.executors import SingleThreadedExecutor
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import Image
@@ -41,6 +38,7 @@ from conftest import LABELS, VIDEO
 from edge_vision.bag.io import BagReader
 from edge_vision.bag.video import make_bag
 from edge_vision.ros.conversions import stamp_to_ns
+from ros_participant import Participant
 
 RELIABLE = QoSProfile(depth=1000, reliability=ReliabilityPolicy.RELIABLE)
 BEST_EFFORT = QoSProfile(depth=1000, reliability=ReliabilityPolicy.BEST_EFFORT)
@@ -82,20 +80,15 @@ def test_replay_of_vtest_matches_golden(tmp_path: Path, video: Path, model: Path
 # -- the player on its own ---------------------------------------------------------------------------------
 
 
-class Peer:
+class Peer(Participant):
     """Another participant: records what it hears and can act as a pipeline acknowledging frames on ``tracks``."""
 
     def __init__(self) -> None:
-        self.context = Context()
-        rclpy.init(args=[], context=self.context)
-        self.node = rclpy.create_node("test_peer", context=self.context)
+        super().__init__("test_peer")
         self.images: list[Image] = []
         self.clock: list[int] = []
         self.arrivals: list[float] = []
-        self.executor = SingleThreadedExecutor(context=self.context)
-        self.executor.add_node(self.node)
-        self._thread = threading.Thread(target=self.executor.spin, daemon=True)
-        self._thread.start()
+        self.spin()
 
     def listen(self, *, ack_except: set[int] | None = None, clock: bool = False) -> None:
         """Subscribe image_raw; with ``ack_except`` also publish tracks for every image but those stamps."""
@@ -112,12 +105,6 @@ class Peer:
             self.node.create_subscription(
                 Clock, "/clock", lambda m: self.clock.append(stamp_to_ns(m.clock)), BEST_EFFORT
             )
-
-    def close(self) -> None:
-        self.executor.shutdown()
-        self._thread.join(5)
-        self.node.destroy_node()
-        rclpy.shutdown(context=self.context)
 
 
 @pytest.fixture()

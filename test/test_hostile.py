@@ -38,13 +38,11 @@ import av
 import cv2
 import numpy as np
 import pytest
-import rclpy
 import yaml
 from diagnostic_msgs.msg import DiagnosticArray
 from rcl_interfaces.srv import GetParameters
 from rclpy.context import Context
 from rclpy.duration import Duration
-from rclpy.executors import SingleThreadedExecutor
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CompressedImage, Image
 from vision_msgs.msg import Detection2D, Detection2DArray, LabelInfo, ObjectHypothesisWithPose, VisionClass
@@ -66,6 +64,7 @@ from edge_vision.ros.conversions import (
     report_to_status,
 )
 from edge_vision.ros.processes import start_nodes, stop_nodes
+from ros_participant import Participant, diagnostic_values
 
 RELIABLE = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE)
 LATCHED = QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL, reliability=ReliabilityPolicy.RELIABLE)
@@ -211,13 +210,9 @@ def label_info_msg(names: list[str], ids: list[int] | None = None) -> LabelInfo:
     return msg
 
 
-def values(status: Any) -> dict[str, str]:
-    return {kv.key: kv.value for kv in status.values}
-
-
 def node_statuses(diagnostics: list[Any], node: str) -> list[dict[str, str]]:
     """Every /diagnostics value set of the node ``node`` (fully qualified), oldest first."""
-    return [values(s) for msg in list(diagnostics) for s in msg.status if s.name == f"edge_vision: {node}"]
+    return [diagnostic_values(s) for msg in list(diagnostics) for s in msg.status if s.name == f"edge_vision: {node}"]
 
 
 def latest(diagnostics: list[Any], node: str) -> dict[str, str]:
@@ -225,28 +220,17 @@ def latest(diagnostics: list[Any], node: str) -> dict[str, str]:
     return found[-1] if found else {}
 
 
-class Peer:
+class Peer(Participant):
     """A ROS participant of the test (its own context), spun on a background thread."""
 
     def __init__(self, name: str = "test_hostile_peer") -> None:
-        self.context = Context()
-        rclpy.init(args=[], context=self.context)
-        self.node = rclpy.create_node(name, context=self.context)
-        self.executor = SingleThreadedExecutor(context=self.context)
-        self.executor.add_node(self.node)
-        self._thread = threading.Thread(target=self.executor.spin, name="test-peer", daemon=True)
-        self._thread.start()
+        super().__init__(name)
+        self.spin()
 
     def listen(self, topic: str, msg_type: Any, qos: QoSProfile = RELIABLE) -> list[Any]:
         store: list[Any] = []
         self.node.create_subscription(msg_type, topic, store.append, qos)
         return store
-
-    def close(self) -> None:
-        self.executor.shutdown()
-        self._thread.join(5)
-        self.node.destroy_node()
-        rclpy.shutdown(context=self.context)
 
 
 @pytest.fixture()
@@ -655,7 +639,7 @@ def test_rtsp_password_is_redacted_in_parameter_readback_logs_and_diagnostics(pe
     assert readback.strip() == f"String value is: {shown}"
     assert [v.string_value for v in service] == [shown, "stream"]
     log = (tmp_path / "s_camera.log").read_text(errors="replace")
-    said = log + json.dumps([[s.message, values(s)] for m in diagnostics for s in m.status])
+    said = log + json.dumps([[s.message, diagnostic_values(s)] for m in diagnostics for s in m.status])
     assert shown in said  # the URI is in the messages (control: they do quote it)...
     assert password not in said and token not in said  # ...never its secrets
 
@@ -735,7 +719,7 @@ def test_password_from_the_environment_opens_the_stream_and_shows_nowhere(
     assert (server.served > 0) is right  # the real password was sent to the camera (or, wrong, refused)
     assert service[0].string_value == f"http://viewer:***@127.0.0.1:{server.port}/cam.mjpg"
     log = (tmp_path / "m_camera.log").read_text(errors="replace")
-    said = log + json.dumps([[s.message, values(s)] for m in diagnostics for s in m.status])
+    said = log + json.dumps([[s.message, diagnostic_values(s)] for m in diagnostics for s in m.status])
     assert given not in said, said[-2000:]
     if not right:  # the refusal is reported, naming the stream without its password
         assert f"viewer:***@127.0.0.1:{server.port}" in said and "401" in said
@@ -930,7 +914,7 @@ def test_truncated_file_run_exits_0_with_the_warning_in_summary_and_diagnostics(
     ros = RosPipeline(sections=sections, context=ros_context)
     try:
         assert ros.run() == 0
-        status = values(report_to_status(ros.health.report(), "edge_vision", "cam"))
+        status = diagnostic_values(report_to_status(ros.health.report(), "edge_vision", "cam"))
     finally:
         ros.destroy()
     assert status["source_warning"].startswith(f"WARN: video {cut} ends early")
@@ -997,7 +981,7 @@ def test_nan_model_outputs_are_dropped_counted_and_warned(
     ros = RosPipeline(sections=sections, context=ros_context)
     try:
         assert ros.run() == 0
-        status = values(report_to_status(ros.health.report(), "edge_vision", "cam"))
+        status = diagnostic_values(report_to_status(ros.health.report(), "edge_vision", "cam"))
     finally:
         ros.destroy()
     assert status["model_output"].startswith("WARN: dropped ") and "NaN/inf" in status["model_output"]

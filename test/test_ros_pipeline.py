@@ -24,7 +24,6 @@ import rclpy
 import yaml
 from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.context import Context
-from rclpy.executors import SingleThreadedExecutor
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import Image
 from vision_msgs.msg import Detection2DArray, LabelInfo
@@ -41,6 +40,7 @@ from edge_vision.ros.conversions import frame_to_image, msg_to_detections, stamp
 from edge_vision.ros.processes import start_nodes, stop_nodes
 from edge_vision_msgs.msg import Event as EventMsg
 from edge_vision_msgs.msg import PipelineStats
+from ros_participant import Participant, diagnostic_values
 
 RELIABLE = QoSProfile(depth=200, reliability=ReliabilityPolicy.RELIABLE)
 LATCHED = QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL, reliability=ReliabilityPolicy.RELIABLE)
@@ -89,24 +89,15 @@ def ns(msg: Any) -> int:
     return stamp_to_ns(msg.header.stamp)
 
 
-def values(status: Any) -> dict[str, str]:
-    return {kv.key: kv.value for kv in status.values}
-
-
-class Listener:
+class Listener(Participant):
     """A separate ROS participant (own context) collecting messages, spun on a background thread."""
 
     def __init__(self) -> None:
-        self.context = Context()
-        rclpy.init(args=[], context=self.context)
-        self.node = rclpy.create_node("test_listener", context=self.context)
-        self.executor = SingleThreadedExecutor(context=self.context)
-        self.executor.add_node(self.node)
+        super().__init__("test_listener")
         self.received: dict[str, list[Any]] = {}
         self.arrivals: dict[str, list[float]] = {}
         self.subscriptions: dict[str, Any] = {}
-        self._thread = threading.Thread(target=self.executor.spin, name="test-listener", daemon=True)
-        self._thread.start()
+        self.spin()
 
     def listen(
         self,
@@ -130,12 +121,6 @@ class Listener:
     def hears(self, *topics: str) -> bool:
         """Each of our subscriptions to ``topics`` has matched a publisher (the reader side of the link)."""
         return all(self.subscriptions[t].get_publisher_count() > 0 for t in topics)
-
-    def close(self) -> None:
-        self.executor.shutdown()
-        self._thread.join(5)
-        self.node.destroy_node()
-        rclpy.shutdown(context=self.context)
 
 
 @pytest.fixture()
@@ -259,8 +244,8 @@ def test_subscriber_gets_detections_with_source_header_and_empty_arrays(
     assert next(s for s in stats[-1].stages if s.name == "detect").processed == 24
     health = diagnostics[-1].status[0]
     assert health.hardware_id == "cam_front" and health.level == OK, health
-    assert {"fps", "frames_processed", "detect_p50_ms", "track_p99_ms"} <= set(values(health))
-    assert values(health)["frames_processed"] == "24"
+    assert {"fps", "frames_processed", "detect_p50_ms", "track_p99_ms"} <= set(diagnostic_values(health))
+    assert diagnostic_values(health)["frames_processed"] == "24"
     expected_stamps = [stamps[i] for i in range(24)]
     for msg in (*detections, *tracks, *images):
         assert msg.header.frame_id == "cam_front"
@@ -368,7 +353,7 @@ def node_status(diagnostics: list[Any], node: str) -> dict[str, str]:
     for msg in reversed(diagnostics):
         for status in msg.status:
             if status.name == f"edge_vision: {node}":
-                return values(status)
+                return diagnostic_values(status)
     return {}
 
 
@@ -645,7 +630,7 @@ def test_failing_stage_reports_error_on_diagnostics_and_exits_1(ros_context: Con
     assert arrived is not None and arrived - failure < 2.0, f"ERROR {arrived - failure:.2f} s after the failure"
     status = next(m.status[0] for m in diagnostics if m.status[0].level == ERROR)
     assert "track" in status.message and "boom" in status.message, status.message
-    assert int(values(status)["errors"]) >= run_sections["pipeline"]["error_budget"]
+    assert int(diagnostic_values(status)["errors"]) >= run_sections["pipeline"]["error_budget"]
 
 
 class _SlowTrack(ByteTrack):
@@ -673,7 +658,7 @@ def test_dropped_frames_show_on_stats_and_diagnostics_while_running(ros_context:
 
     def on_diagnostics(msg: DiagnosticArray) -> None:
         status = msg.status[0]
-        if status.level == WARN and int(values(status)["frames_dropped"]) > 0:
+        if status.level == WARN and int(diagnostic_values(status)["frames_dropped"]) > 0:
             running.append(f"diagnostics {source_state()}")
 
     listener.listen("stats", PipelineStats, on_msg=on_stats)

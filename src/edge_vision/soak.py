@@ -14,7 +14,6 @@ time). A live source (stream, v4l2) is used as configured.
 from __future__ import annotations
 
 import json
-import os
 import sys
 import threading
 import time
@@ -176,6 +175,7 @@ def run_soak(
     from rclpy.context import Context
     from rclpy.signals import SignalHandlerOptions
 
+    from edge_vision.core.actions.atomic import publish, temp_path
     from edge_vision.ros.container import RosPipeline, StopSignals, failure_line
 
     seconds = minutes * 60.0
@@ -209,9 +209,9 @@ def run_soak(
         }
         target = Path(json_path)
         target.parent.mkdir(parents=True, exist_ok=True)
-        temporary = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+        temporary = temp_path(target)  # written whole, then renamed: the project's one way (actions/atomic.py)
         temporary.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
-        temporary.replace(target)
+        publish(temporary, target)
         print(
             f"soak: {len(samples)} samples over {samples[-1]['t_s'] if samples else 0:.0f} s; "
             f"RSS slope {result['rss_slope_mb_per_10min']:+.2f} MB/10 min, "
