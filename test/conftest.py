@@ -19,15 +19,19 @@ os.environ.setdefault("ROS_DOMAIN_ID", str(20 + os.getpid() % 200))
 os.environ.setdefault("RMW_IMPLEMENTATION", "rmw_fastrtps_cpp")
 
 REPO = Path(__file__).resolve().parents[1]
-# Tests run in a scratch folder: whatever a pipeline writes to relative paths (the bundled config's events.jsonl,
-# out/) lands there, never in the checkout. Every path into the repository below is absolute.
-os.chdir(tempfile.mkdtemp(prefix="edge_vision_tests_"))
 os.environ.setdefault("FASTDDS_DEFAULT_PROFILES_FILE", str(REPO / "config" / "fastdds_shm.xml"))
 SHARED = REPO.parent / "shared" / "assets"
 VIDEO = REPO / "data" / "vtest.avi"
 MODEL = REPO / "models" / "yolox_nano.onnx"
 LABELS = REPO / "models" / "coco80_names.txt"
 CONFIG = REPO / "config" / "pipeline.yaml"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Tests run in a scratch folder: whatever a pipeline writes to relative paths (the bundled config's
+    events.jsonl, out/) lands there, never in the checkout. Every path into the repository is absolute. Here and
+    not at import: pytest resolves `testpaths` after loading this file, relative to the working folder."""
+    os.chdir(tempfile.mkdtemp(prefix="edge_vision_tests_"))
 
 
 def _require(path: Path) -> Path:
