@@ -3,6 +3,7 @@ real models. A missing asset is a failure, never a skip."""
 
 from __future__ import annotations
 
+import fcntl
 import os
 import sys
 import tempfile
@@ -13,9 +14,32 @@ import pytest
 
 # DDS discovery must never leave this host.
 os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
-# Each test run on its own DDS domain (every process it starts inherits it): two checkouts testing at once
-# on one domain were seen to break each other. 20..219 from the pid; an explicit ROS_DOMAIN_ID wins.
-os.environ.setdefault("ROS_DOMAIN_ID", str(20 + os.getpid() % 200))
+
+
+def _claim_domain() -> str:
+    """Each test run on its own DDS domain (every process it starts inherits it): two checkouts testing at once
+    on one domain were seen to break each other. A domain in 20..219 is claimed with an flock held until this
+    process exits, so concurrent runs on one host never share one (a pid-derived id alone collided 1 in 200).
+    An explicit ROS_DOMAIN_ID wins."""
+    explicit = os.environ.get("ROS_DOMAIN_ID")
+    if explicit:
+        return explicit
+    first = os.getpid() % 200
+    for step in range(200):
+        domain = 20 + (first + step) % 200
+        fd = os.open(Path(tempfile.gettempdir()) / f"edge_vision_tests_domain_{domain}.lock", os.O_CREAT | os.O_RDWR)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            continue
+        _DOMAIN_LOCKS.append(fd)  # open, hence held, for the life of the test run
+        return str(domain)
+    raise RuntimeError("every ROS domain 20..219 is claimed by another test run on this host")
+
+
+_DOMAIN_LOCKS: list[int] = []
+os.environ["ROS_DOMAIN_ID"] = _claim_domain()
 os.environ.setdefault("RMW_IMPLEMENTATION", "rmw_fastrtps_cpp")
 
 REPO = Path(__file__).resolve().parents[1]
