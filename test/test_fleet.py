@@ -16,7 +16,7 @@ import onnx
 import pytest
 import yaml
 
-from conftest import CONFIG, MODEL, VIDEO
+from conftest import CONFIG, MODEL, VIDEO, ros2_at_node
 from edge_vision.core import config
 from edge_vision.core.errors import ConfigError, ModelError
 from edge_vision.core.frame import FrameMeta
@@ -299,7 +299,7 @@ def test_model_install_rolls_out_to_a_running_pipeline(tmp_path: Path) -> None:
         assert "probation of" in result.stdout and "accepted" in result.stdout, result.stdout
         current = ModelStore(store).current()
         assert current is not None and current.name.startswith("retrained-")
-        running = subprocess.run(["ros2", "param", "get", "/detector", "model"], capture_output=True, text=True)
+        running = ros2_at_node("param", "get", "/detector", "model")
         assert str(current) in running.stdout, running.stdout
         # Detections keep flowing from the new model.
         assert finish(echo_once("/detections", "vision_msgs/msg/Detection2DArray"))

@@ -47,7 +47,7 @@ from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CompressedImage, Image
 from vision_msgs.msg import Detection2D, Detection2DArray, LabelInfo, ObjectHypothesisWithPose, VisionClass
 
-from conftest import CONFIG, LABELS, MODEL, REPO, cli
+from conftest import CONFIG, LABELS, MODEL, REPO, cli, ros2_at_node
 from edge_vision.core import config, secrets, telemetry
 from edge_vision.core.detection.detector import Detector
 from edge_vision.core.errors import ConfigError, ModelError, SourceError
@@ -70,7 +70,6 @@ RELIABLE = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE)
 LATCHED = QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL, reliability=ReliabilityPolicy.RELIABLE)
 COCO = [line.strip() for line in LABELS.read_text().splitlines() if line.strip()]
 PERIOD_NS = 100_000_000
-ROS2 = shutil.which("ros2")
 PROFILE = REPO / "config" / "fastdds_shm.xml"
 
 
@@ -592,19 +591,6 @@ def test_a_burst_is_counted_as_drops_on_diagnostics(peer: Peer, tmp_path: Path) 
 # -- secrets through the real node ---------------------------------------------------------------------------
 
 
-def ros2(*args: str, attempts: int = 5) -> str:
-    """A `ros2` command without the daemon, asked again while it does not see the node yet (discovery)."""
-    if ROS2 is None:
-        pytest.fail("the ros2 command is missing: scripts/setup.sh installs it")
-    for _ in range(attempts):
-        done = subprocess.run([ROS2, *args, "--no-daemon", "--spin-time", "3"], capture_output=True, text=True,
-                              timeout=60)  # fmt: skip
-        if done.returncode == 0 or "Node not found" not in done.stderr:
-            break
-    assert done.returncode == 0, done.stderr
-    return done.stdout
-
-
 def get_parameters(node: Any, target: str, names: list[str]) -> list[Any]:
     client = node.create_client(GetParameters, f"{target}/get_parameters")
     try:
@@ -631,12 +617,13 @@ def test_rtsp_password_is_redacted_in_parameter_readback_logs_and_diagnostics(pe
         wait_for(
             lambda: alive(processes, tmp_path) and "connection refused" in json.dumps(latest(diagnostics, "/s/camera"))
         )
-        readback = ros2("param", "get", "/s/camera", "uri")
+        readback = ros2_at_node("param", "get", "/s/camera", "uri")
         service = get_parameters(peer.node, "/s/camera", ["uri", "source"])
     finally:
         codes = stop_nodes(processes)
     assert codes == [0]
-    assert readback.strip() == f"String value is: {shown}"
+    assert readback.returncode == 0, readback.stderr
+    assert readback.stdout.strip() == f"String value is: {shown}"
     assert [v.string_value for v in service] == [shown, "stream"]
     log = (tmp_path / "s_camera.log").read_text(errors="replace")
     said = log + json.dumps([[s.message, diagnostic_values(s)] for m in diagnostics for s in m.status])

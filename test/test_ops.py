@@ -353,6 +353,33 @@ def test_a_stuck_stage_is_an_error_on_diagnostics_and_healthz_while_it_lasts(
     assert not pipeline.health.failed  # watchdog_action: report (the default) only reports
 
 
+def test_core_run_returns_on_a_watchdog_exit_and_names_the_stage_it_left_stuck(
+    tmp_path: Path, pipelines: Callable[[dict[str, Any]], Pipeline]
+) -> None:
+    """`Pipeline.run` (bench, tests) returns once the watchdog fails the run, with the stage still stuck (released
+    by the test only afterwards; ``released`` would say False had the stall ended by its own 120 s cap), and
+    ``abandoned`` names the busy stage although detect has nothing to close."""
+    gate = threading.Event()
+    released: list[bool] = []
+
+    def stuck(packet: FramePacket) -> FramePacket:
+        if packet.meta.sequence == 10:
+            released.append(gate.wait(120))
+        return packet
+
+    pipeline = pipelines(sections(tmp_path, watchdog_s=0.5, watchdog_action="exit", stop_timeout_s=0.5))
+    pipeline.graph.wrap("detect", stuck)
+    try:
+        assert pipeline.run() is False
+        assert pipeline.health.failure_code == EXIT_WATCHDOG
+        assert "watchdog: detect stuck" in pipeline.health.report().message
+        assert pipeline.graph.abandoned.get("detect") == "still busy, not closed"
+    finally:
+        gate.set()
+    wait_for(lambda: not [t for t in threading.enumerate() if t.name.startswith("ev-")], 60, "the stage's thread ends")
+    assert released == [True]
+
+
 def test_lag_guard_drops_queued_frames_to_the_newest(
     tmp_path: Path, pipelines: Callable[[dict[str, Any]], Pipeline]
 ) -> None:

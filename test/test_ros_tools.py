@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import CONFIG, VIDEO
+from conftest import CONFIG, VIDEO, ros2_at_node
 
 ROS2 = shutil.which("ros2")
 LOST = re.compile(r"A message was lost!!!\n\ttotal count change:\d+\n\ttotal count: \d+---\n")
@@ -175,13 +175,7 @@ def wait_for_node(name: str, timeout: float = 30.0) -> None:
 
 
 def lifecycle(*args: str) -> str:
-    """`ros2 lifecycle ...` without the daemon, whose graph cache can lag behind `node list`; a node not yet
-    discovered by this fresh CLI participant is asked again (discovery, not a state change)."""
-    deadline = time.monotonic() + 15
-    while True:
-        result = ros2("lifecycle", *args, "--no-daemon", "--spin-time", "2")
-        if result.returncode == 0 or "Node not found" not in result.stderr or time.monotonic() > deadline:
-            break
+    result = ros2_at_node("lifecycle", *args)
     assert result.returncode == 0, result.stderr
     return result.stdout.strip()
 
@@ -215,7 +209,7 @@ def test_live_parameters_take_effect_on_the_next_frame_or_are_rejected(tmp_path:
     params = params_file(tmp_path, loop=True, rate=1.0)
     with launched("pipeline.launch.py", f"params_file:={params}", log=tmp_path / "launch.log"):
         finish(echo_once("/detections", "vision_msgs/msg/Detection2DArray"))
-        changed = said(ros2("param", "set", "/detector", "classes", "[car]"))
+        changed = said(ros2_at_node("param", "set", "/detector", "classes", "[car]"))
         assert "successful" in changed, changed
         time.sleep(0.5)  # frames already past the detector keep their old classes
         deadline = time.monotonic() + 30
@@ -226,14 +220,16 @@ def test_live_parameters_take_effect_on_the_next_frame_or_are_rejected(tmp_path:
                 break
             assert time.monotonic() < deadline, "no detections after the change"
         assert classes == {"car"}, classes
-        rejected = said(ros2("param", "set", "/tracker", "low_thresh", "0.9"))
+        rejected = said(ros2_at_node("param", "set", "/tracker", "low_thresh", "0.9"))
         assert "failed" in rejected and "low_thresh (0.9) must be <= track_thresh" in rejected, rejected
-        read_only = said(ros2("param", "set", "/detector", "workers", "2"))
+        read_only = said(ros2_at_node("param", "set", "/detector", "workers", "2"))
         assert "failed" in read_only and "read-only" in read_only, read_only
         # detector.model is live (a roll-out, see test_fleet.py): a missing file is refused, named.
-        missing = said(ros2("param", "set", "/detector", "model", "other.onnx"))
+        missing = said(ros2_at_node("param", "set", "/detector", "model", "other.onnx"))
         assert "failed" in missing and "other.onnx" in missing, missing
-        outside = said(ros2("param", "set", "/events", "rules.right_path.polygon", "[1.0, 1.0, 2000.0, 1.0, 2.0, 3.0]"))
+        outside = said(
+            ros2_at_node("param", "set", "/events", "rules.right_path.polygon", "[1.0, 1.0, 2000.0, 1.0, 2.0, 3.0]")
+        )
         assert "failed" in outside and "right_path" in outside and "outside" in outside, outside
 
 

@@ -261,11 +261,11 @@ class Graph:
             for thread in [t for s in self._stages.values() for t in s.threads]:
                 thread.join(max(0.0, grace - time.monotonic()))
         for stage in self._stages.values():
+            if any(t.is_alive() for t in stage.threads):  # recorded for every stage, with or without a close
+                queued = self.abandoned.get(stage.name)
+                self.abandoned[stage.name] = "; ".join(filter(None, (queued, "still busy, not closed")))
+                continue
             if stage.close is not None:
-                if any(t.is_alive() for t in stage.threads):
-                    queued = self.abandoned.get(stage.name)
-                    self.abandoned[stage.name] = "; ".join(filter(None, (queued, "still busy, not closed")))
-                    continue
                 try:
                     stage.close()
                 except Exception as exc:  # one stage's close must not keep the others from releasing
