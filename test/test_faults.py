@@ -59,6 +59,7 @@ class Watcher:
         rclpy.init(args=[], context=self.context)
         self.node = rclpy.create_node("fault_watcher", context=self.context)
         self.frames = 0
+        self.decoded = 0
         self.stats_count = 0
         self.statuses: list[tuple[int, str, dict[str, str]]] = []
         self._lock = threading.Lock()
@@ -75,6 +76,7 @@ class Watcher:
 
     def _on_stats(self, msg: Any) -> None:
         self.frames = max(self.frames, int(msg.frames_processed))
+        self.decoded = max(self.decoded, int(msg.frames_decoded))
         self.stats_count += 1
 
     def _on_diagnostics(self, msg: Any) -> None:
@@ -269,7 +271,8 @@ def test_second_signal_during_a_long_drain_is_ignored(tmp_path: Path, watcher: W
     out = tmp_path / "out"
     proc = start(cli("run", str(config_path), "--output-dir", str(out)), tmp_path / "run")
     wait_for(lambda: watcher.frames >= 10, 180, "10 frames processed", proc.popen)
-    at_signal = watcher.frames
+    wait_for(lambda: watcher.decoded > watcher.frames + 5, 180, "frames queued ahead of the detector", proc.popen)
+    at_signal, decoded = watcher.frames, watcher.decoded  # decoded: a lower bound, stats come every 0.2 s
     proc.popen.send_signal(signal.SIGTERM)
     time.sleep(0.5)
     proc.popen.send_signal(signal.SIGINT)  # a second Ctrl+C, a launcher's escalation
@@ -279,7 +282,9 @@ def test_second_signal_during_a_long_drain_is_ignored(tmp_path: Path, watcher: W
     assert proc.stderr.count("while stopping on SIGTERM: ignored") == 2, proc.stderr
     summary = json.loads((out / "summary.json").read_text())
     assert summary["stop"]["signal"] == "SIGTERM" and summary["stop"]["abandoned"] == {}
-    assert summary["frames"] > at_signal + 50  # the queued frames were processed, not dropped
+    # The frames queued at the signal were processed, not dropped. (It compared with a fixed 50 frames ahead,
+    # which a loaded machine's slower decoder missed once: 45 ahead.)
+    assert summary["frames"] >= decoded > at_signal + 5
     assert count_frames(out / "annotated.mp4") == summary["frames"]
     jsonl_records(out / "events.jsonl")
     assert hidden(out) == []
