@@ -238,11 +238,28 @@ def peer() -> Iterator[Peer]:
     made.close()
 
 
-def params_file(path: Path, **overrides: dict[str, Any]) -> Path:
-    """The shipped config (no output files) with per-section overrides, as a ROS parameter file."""
+def quiet_sections() -> dict[str, dict[str, Any]]:
+    """The shipped config without output files (no video, no event actions)."""
     sections = config.load_file(CONFIG)
     sections["visualizer"]["video_path"] = ""
     sections["events"]["actions"] = {}
+    return sections
+
+
+def final_diagnostics(sections: dict[str, dict[str, Any]], context: Context) -> dict[str, str]:
+    """Run ``sections`` in this process through the ROS executable's pipeline to the end (exit 0) and return its
+    final health as /diagnostics shows it."""
+    ros = RosPipeline(sections=sections, context=context)
+    try:
+        assert ros.run() == 0
+        return diagnostic_values(report_to_status(ros.health.report(), "edge_vision", "cam"))
+    finally:
+        ros.destroy()
+
+
+def params_file(path: Path, **overrides: dict[str, Any]) -> Path:
+    """The shipped config (no output files) with per-section overrides, as a ROS parameter file."""
+    sections = quiet_sections()
     for section, changes in overrides.items():
         sections[section] = config.resolve(section, {**sections[section], **changes})
     return config.write_ros_parameters(sections, path)
@@ -903,16 +920,9 @@ def test_truncated_file_run_exits_0_with_the_warning_in_summary_and_diagnostics(
     assert summary["ok"] and f"video {cut} ends early" in summary["health"]
     assert [w for w in summary["warnings"] if w.startswith(f"source_warning: video {cut} ends early")]
     # The same through the ROS executable's health, as /diagnostics shows it.
-    sections = config.load_file(CONFIG)
+    sections = quiet_sections()
     sections["camera"] = camera_with(sections, uri=str(cut))
-    sections["visualizer"]["video_path"] = ""
-    sections["events"]["actions"] = {}
-    ros = RosPipeline(sections=sections, context=ros_context)
-    try:
-        assert ros.run() == 0
-        status = diagnostic_values(report_to_status(ros.health.report(), "edge_vision", "cam"))
-    finally:
-        ros.destroy()
+    status = final_diagnostics(sections, ros_context)
     assert status["source_warning"].startswith(f"WARN: video {cut} ends early")
     # camera.strict: the same file fails the run, naming it.
     strict = config.load_file(CONFIG)
@@ -967,19 +977,12 @@ def test_nan_model_outputs_are_dropped_counted_and_warned(
     assert detector.invalid > 0
     assert any("NaN/inf" in r.getMessage() and str(detector.invalid) in r.getMessage() for r in caplog.records)
     # Through a pipeline: a WARN condition on /diagnostics (kept in the run's final report).
-    sections = config.load_file(CONFIG)
+    sections = quiet_sections()
     sections["camera"] = camera_with(sections, max_frames=5)
     sections["detector"] = config.resolve(
         "detector", {**sections["detector"], "model": str(model), "labels": str(LABELS)}
     )
-    sections["visualizer"]["video_path"] = ""
-    sections["events"]["actions"] = {}
-    ros = RosPipeline(sections=sections, context=ros_context)
-    try:
-        assert ros.run() == 0
-        status = diagnostic_values(report_to_status(ros.health.report(), "edge_vision", "cam"))
-    finally:
-        ros.destroy()
+    status = final_diagnostics(sections, ros_context)
     assert status["model_output"].startswith("WARN: dropped ") and "NaN/inf" in status["model_output"]
 
 
