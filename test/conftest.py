@@ -100,18 +100,25 @@ def cli(*args: str) -> list[str]:
     return [sys.executable, "-c", "from edge_vision.cli import main; main()", *args]
 
 
+def ros2_command() -> str:
+    """The `ros2` executable; missing, it is a failure, never a skip."""
+    found = shutil.which("ros2")
+    if found is None:
+        pytest.fail("the ros2 command is missing: scripts/setup.sh installs it from ../shared/vendor/ros2-python")
+    return found
+
+
+def ros2(*args: str, timeout: float = 30.0) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([ros2_command(), *args], capture_output=True, text=True, timeout=timeout)
+
+
 def ros2_at_node(*args: str, within: float = 20.0) -> subprocess.CompletedProcess[str]:
     """A `ros2` verb that looks a node up (`param`, `lifecycle`), without the daemon, whose graph cache was seen
     to lag behind the graph ("Node not found" for a node already publishing). A node this fresh CLI participant
     has not discovered yet is asked again, up to ``within`` seconds (discovery, not the answer). The last result
     is returned: callers assert on it."""
-    ros2 = shutil.which("ros2")
-    if ros2 is None:
-        pytest.fail("the ros2 command is missing: scripts/setup.sh installs it from ../shared/vendor/ros2-python")
     deadline = time.monotonic() + within
     while True:
-        done = subprocess.run(
-            [ros2, *args, "--no-daemon", "--spin-time", "2"], capture_output=True, text=True, timeout=60
-        )
+        done = ros2(*args, "--no-daemon", "--spin-time", "2", timeout=60)
         if "Node not found" not in done.stdout + done.stderr or time.monotonic() > deadline:
             return done

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import signal
 import subprocess
 import time
@@ -18,16 +17,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import CONFIG, VIDEO, ros2_at_node
+from conftest import CONFIG, VIDEO, ros2, ros2_at_node, ros2_command
 
-ROS2 = shutil.which("ros2")
 LOST = re.compile(r"A message was lost!!!\n\ttotal count change:\d+\n\ttotal count: \d+---\n")
-
-
-def ros2(*args: str, timeout: float = 30.0) -> subprocess.CompletedProcess[str]:
-    if ROS2 is None:
-        pytest.fail("the ros2 command is missing: scripts/setup.sh installs it from ../shared/vendor/ros2-python")
-    return subprocess.run([ROS2, *args], capture_output=True, text=True, timeout=timeout)
 
 
 def echo_once(
@@ -35,8 +27,7 @@ def echo_once(
 ) -> subprocess.Popen[str]:
     """`ros2 topic echo --once` started now (several run in parallel); ``finish`` collects it. Without
     ``arrays`` the (large) arrays are left out."""
-    assert ROS2 is not None
-    command = [ROS2, "topic", "echo", "--once", *([] if arrays else ["--no-arr"]), *qos, topic, msg_type]
+    command = [ros2_command(), "topic", "echo", "--once", *([] if arrays else ["--no-arr"]), *qos, topic, msg_type]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     process.timeout = timeout  # type: ignore[attr-defined]
     return process
@@ -60,11 +51,10 @@ def finish(process: subprocess.Popen[str]) -> dict[str, object]:
 
 @contextmanager
 def launched(*args: str, log: Path) -> Iterator[subprocess.Popen[bytes]]:
-    if ROS2 is None:
-        pytest.fail("the ros2 command is missing: scripts/setup.sh installs it from ../shared/vendor/ros2-python")
+    command = ros2_command()
     with log.open("wb") as out:
         process = subprocess.Popen(
-            [ROS2, "launch", "edge_vision", *args], stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+            [command, "launch", "edge_vision", *args], stdout=out, stderr=subprocess.STDOUT, start_new_session=True
         )
     try:
         yield process
