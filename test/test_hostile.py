@@ -444,14 +444,18 @@ def test_hostile_messages_leave_tracker_events_and_visualizer_running(peer: Peer
         for publisher in label_publishers.values():
             publisher.publish(label_info_msg(["person", "person"], [0, 0]))
 
-        def refused_labels() -> list[str]:
+        def labels_not_yet_refused() -> list[str]:
             return [
                 name
                 for name in ("/t/tracker", "/e/events", "/v/visualizer", "/vc/visualizer")
                 if "label_info" not in " ".join(v.get("bad_input", "") for v in node_statuses(diagnostics, name))
             ]
 
-        wait_for(lambda: not refused_labels(), 60, state=lambda: f"no bad_input on label_info yet: {refused_labels()}")
+        wait_for(
+            lambda: not labels_not_yet_refused(),
+            60,
+            state=lambda: f"no bad_input on label_info yet: {labels_not_yet_refused()}",
+        )
         for publisher in label_publishers.values():
             publisher.publish(label_info_msg(COCO))
         pictures = frame_pixels(4)
